@@ -1,0 +1,453 @@
+//! The configuration file: `/etc/redwarden/redwarden.toml`. Every key is optional and has a
+//! built-in default that serves a stock Raspberry Pi; unknown keys are errors, reported with the
+//! file, line and column, because a typo in a hardening policy must never pass silently.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::host::Root;
+
+/// A user or group name as shadow-utils accepts it for system accounts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UnixName(String);
+
+impl TryFrom<String> for UnixName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+        if !first_ok || !rest_ok || name.len() > 32 {
+            return Err(format!(
+                "`{name}` is not a valid user or group name (lower-case letters, digits, `_` and `-`, starting with a letter or `_`, at most 32 characters)"
+            ));
+        }
+        Ok(Self(name))
+    }
+}
+
+impl From<UnixName> for String {
+    fn from(name: UnixName) -> String {
+        name.0
+    }
+}
+
+impl UnixName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UnixName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An absolute path with no `.` or `..`, safe to join onto a [`Root`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SystemPath(PathBuf);
+
+impl TryFrom<String> for SystemPath {
+    type Error = String;
+    fn try_from(path: String) -> Result<Self, String> {
+        let path = PathBuf::from(path);
+        Root::check_clean(&path).map_err(|_| {
+            format!(
+                "`{}` must be an absolute path without `.` or `..` components",
+                path.display()
+            )
+        })?;
+        Ok(Self(path))
+    }
+}
+
+impl From<SystemPath> for String {
+    fn from(path: SystemPath) -> String {
+        path.0.to_string_lossy().into_owned()
+    }
+}
+
+impl SystemPath {
+    pub fn as_path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// A TCP port other than 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct Port(u16);
+
+impl TryFrom<u16> for Port {
+    type Error = String;
+    fn try_from(port: u16) -> Result<Self, String> {
+        if port == 0 {
+            return Err("port 0 is not a port Node-RED can listen on".into());
+        }
+        Ok(Self(port))
+    }
+}
+
+impl From<Port> for u16 {
+    fn from(port: Port) -> u16 {
+        port.0
+    }
+}
+
+impl Port {
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+/// Groups that give access to hardware and nothing else. The service user may keep exactly
+/// these, when configured and present on the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HardwareGroup {
+    Gpio,
+    Dialout,
+    I2c,
+    Spi,
+    Video,
+    Input,
+}
+
+impl HardwareGroup {
+    pub fn group_name(self) -> &'static str {
+        match self {
+            Self::Gpio => "gpio",
+            Self::Dialout => "dialout",
+            Self::I2c => "i2c",
+            Self::Spi => "spi",
+            Self::Video => "video",
+            Self::Input => "input",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Schema version; only 1 exists.
+    pub version: u32,
+    pub service: Service,
+    pub nodered: NodeRed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Service {
+    /// The dedicated system user Node-RED runs as.
+    pub user: UnixName,
+    /// Its primary group; the same name as the user when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<UnixName>,
+    /// Hardware groups the user keeps (when they exist on the system); every other
+    /// supplementary group is removed.
+    pub hardware_groups: Vec<HardwareGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeRed {
+    /// Node-RED's userDir: flows, credentials, installed nodes.
+    pub user_dir: SystemPath,
+    /// The settings file; `<user_dir>/settings.js` when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SystemPath>,
+    /// The node-red package folder (holding red.js); searched in the global npm folders when
+    /// not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_dir: Option<SystemPath>,
+    /// The node binary; searched in the usual places when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<SystemPath>,
+    /// The port Node-RED serves on.
+    pub port: Port,
+    /// TLS private keys Node-RED reads (besides `*.key` / `*key.pem` files in the userDir):
+    /// kept readable by root and the service group only.
+    pub tls_keys: Vec<SystemPath>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: 1,
+            service: Service::default(),
+            nodered: NodeRed::default(),
+        }
+    }
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Self {
+            user: UnixName("nodered".into()),
+            group: None,
+            hardware_groups: Vec::new(),
+        }
+    }
+}
+
+impl Default for NodeRed {
+    fn default() -> Self {
+        Self {
+            user_dir: SystemPath(PathBuf::from("/var/lib/node-red")),
+            settings: None,
+            install_dir: None,
+            node: None,
+            port: Port(1880),
+            tls_keys: Vec::new(),
+        }
+    }
+}
+
+impl Service {
+    pub fn group(&self) -> &UnixName {
+        self.group.as_ref().unwrap_or(&self.user)
+    }
+}
+
+impl NodeRed {
+    pub fn settings_path(&self) -> PathBuf {
+        match &self.settings {
+            Some(path) => path.as_path().to_path_buf(),
+            None => self.user_dir.as_path().join("settings.js"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Unsafe { path: PathBuf, message: String },
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The default path inside the root; a missing file means built-in defaults.
+    Default,
+    /// A path given on the command line; it must exist.
+    Explicit(PathBuf),
+}
+
+impl Config {
+    /// Loads the configuration for `root`. Reads nothing else and changes nothing.
+    pub fn load(source: &Source, root: &Root) -> Result<Self, ConfigError> {
+        let path = match source {
+            Source::Explicit(path) => path.clone(),
+            Source::Default => {
+                let path = root
+                    .resolve(Path::new(crate::host::paths::CONFIG))
+                    .map_err(|e| ConfigError::Unsafe {
+                        path: PathBuf::from(crate::host::paths::CONFIG),
+                        message: e.to_string(),
+                    })?;
+                if !path.exists() {
+                    return Ok(Self::default());
+                }
+                path
+            }
+        };
+        check_ownership(&path)?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim_end().to_string(),
+            }
+        })?;
+        if config.version != 1 {
+            let offset = text.find("version").unwrap_or(0);
+            let (line, column) = line_column(text, offset);
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: format!(
+                    "version {} is not supported; this redwarden reads version 1",
+                    config.version
+                ),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The effective configuration as TOML, every default written out.
+    pub fn to_toml(&self) -> String {
+        let mut effective = self.clone();
+        effective.service.group = Some(self.service.group().clone());
+        effective.nodered.settings =
+            SystemPath::try_from(self.nodered.settings_path().to_string_lossy().into_owned()).ok();
+        toml::to_string(&effective).unwrap_or_default()
+    }
+}
+
+/// As root, redwarden acts on what the config says, so only root may be able to change it.
+fn check_ownership(path: &Path) -> Result<(), ConfigError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(ConfigError::Unsafe {
+            path: path.to_path_buf(),
+            message: format!(
+                "must be owned by root and not writable by group or others (owner uid {}, mode {:04o}); it decides what redwarden does as root",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The commented example printed by `redwarden config --example`.
+pub const EXAMPLE: &str = include_str!("../dist/redwarden.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/etc/redwarden/redwarden.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_is_the_built_in_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.service.user.as_str(), "nodered");
+        assert_eq!(config.service.group().as_str(), "nodered");
+        assert_eq!(
+            config.nodered.settings_path(),
+            PathBuf::from("/var/lib/node-red/settings.js")
+        );
+        assert!(config.service.hardware_groups.is_empty());
+    }
+
+    #[test]
+    fn the_example_file_parses_to_the_defaults_once_uncommented() {
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|l| {
+                let setting = |s: &&str| {
+                    s.starts_with('[')
+                        || s.split_once(" = ").is_some_and(|(key, _)| {
+                            key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        })
+                };
+                l.strip_prefix("# ").filter(setting).unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = parse(&uncommented).unwrap();
+        let mut expected = Config::default();
+        expected.service.group = Some(UnixName("nodered".into()));
+        expected.nodered.settings =
+            Some(SystemPath(PathBuf::from("/var/lib/node-red/settings.js")));
+        assert_eq!(
+            config, expected,
+            "dist/redwarden.toml drifted from the built-in defaults"
+        );
+    }
+
+    #[test]
+    fn bad_input_names_line_and_column() {
+        let cases = [
+            (
+                "[service]\nusr = \"x\"\n",
+                "/etc/redwarden/redwarden.toml:2:1: unknown field `usr`",
+            ),
+            (
+                "[nodered]\nport = \"80\"\n",
+                "/etc/redwarden/redwarden.toml:2:8: invalid type: string \"80\", expected u16",
+            ),
+            (
+                "[nodered]\nport = 0\n",
+                "/etc/redwarden/redwarden.toml:2:8: port 0 is not a port Node-RED can listen on",
+            ),
+            (
+                "[service]\nuser = \"Node Red\"\n",
+                "/etc/redwarden/redwarden.toml:2:8: `Node Red` is not a valid user or group name",
+            ),
+            (
+                "[nodered]\nuser_dir = \"/var/../etc\"\n",
+                "/etc/redwarden/redwarden.toml:2:12: `/var/../etc` must be an absolute path",
+            ),
+            (
+                "[service]\nhardware_groups = [\"sudo\"]\n",
+                "/etc/redwarden/redwarden.toml:2:20: unknown variant `sudo`",
+            ),
+            ("[service\n", "/etc/redwarden/redwarden.toml:1:9:"),
+            (
+                "version = 2\n",
+                "/etc/redwarden/redwarden.toml:1:1: version 2 is not supported",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.starts_with(expected),
+                "for {text:?}:\n got {err}\nwant {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let config = parse("[service]\nhardware_groups = [\"gpio\", \"dialout\"]\n").unwrap();
+        let printed = config.to_toml();
+        let again = parse(&printed).unwrap();
+        assert_eq!(
+            again.service.hardware_groups,
+            config.service.hardware_groups
+        );
+        assert!(printed.contains("group = \"nodered\""), "{printed}");
+    }
+}

@@ -1,0 +1,594 @@
+//! Files, the careful way. Everything here works on opened handles: the userDir is writable by
+//! Node-RED, so a path that was a file when observed may be a symlink by the time it is changed.
+//! Directories are descended with O_NOFOLLOW, entries are stat'ed without following links, and a
+//! change is made through a handle whose inode is checked against what was observed.
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{fchown, fsync, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::ffi::{CString, OsStr, OsString};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: Errno,
+    },
+    #[error("{path}: refusing to {op} through a symbolic link")]
+    Symlink { op: &'static str, path: PathBuf },
+    #[error("{path}: changed between observation and change (expected inode {expected}, found {found}); nothing done")]
+    Replaced {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{path}: not a regular file or folder; left alone")]
+    Special { path: PathBuf },
+    #[error("{path}: the folder is writable by group or others (mode {mode:04o}) or owned by uid {uid}; refusing to write system files into it")]
+    UnsafeParent { path: PathBuf, mode: u32, uid: u32 },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> FsError + 'a {
+    move |source| FsError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn cstring(name: &OsStr) -> CString {
+    // Names come from paths and directory entries, which cannot contain NUL.
+    CString::new(name.as_bytes()).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// One observed file: what a plan needs, and the identity that a fix checks against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    /// Permission bits including setuid/setgid/sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub ino: u64,
+}
+
+impl From<&FileStat> for Meta {
+    fn from(st: &FileStat) -> Self {
+        let format = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        let kind = match format {
+            SFlag::S_IFREG => Kind::File,
+            SFlag::S_IFDIR => Kind::Dir,
+            SFlag::S_IFLNK => Kind::Symlink,
+            _ => Kind::Other,
+        };
+        Self {
+            kind,
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// Stats a path without following a final symlink. `Ok(None)` when it does not exist.
+pub fn lstat(path: &Path) -> Result<Option<Meta>, FsError> {
+    match fstatat(AT_FDCWD, path, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(Meta::from(&st))),
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),
+        Err(e) => Err(io("stat", path)(e)),
+    }
+}
+
+/// An entry met while walking a tree.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Path relative to the walked top folder.
+    pub rel: PathBuf,
+    pub meta: Meta,
+    /// The link's target, for symlinks.
+    pub link: Option<PathBuf>,
+}
+
+/// What could not be read during a walk, so a report can say what it did not inspect.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub reason: Errno,
+}
+
+fn open_dir_nofollow(dirfd: impl AsFd, name: &Path) -> nix::Result<OwnedFd> {
+    openat(
+        dirfd,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Walks the tree under `top` (itself not reported) without following any symlink, calling
+/// `visit` for each entry. Folders that cannot be read are returned, not fatal.
+pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>, FsError> {
+    let top_fd = open_dir_nofollow(AT_FDCWD, top).map_err(|e| match e {
+        Errno::ELOOP => FsError::Symlink {
+            op: "walk",
+            path: top.to_path_buf(),
+        },
+        e => io("open folder", top)(e),
+    })?;
+    let mut unreadable = Vec::new();
+    let mut stack: Vec<(OwnedFd, PathBuf)> = vec![(top_fd, PathBuf::new())];
+    while let Some((fd, rel_dir)) = stack.pop() {
+        let names = match read_names(&fd) {
+            Ok(names) => names,
+            Err(reason) => {
+                unreadable.push(Unreadable {
+                    path: top.join(&rel_dir),
+                    reason,
+                });
+                continue;
+            }
+        };
+        for name in names {
+            let rel = rel_dir.join(&name);
+            let st = match fstatat(&fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::ENOENT) => continue, // removed while walking
+                Err(reason) => {
+                    unreadable.push(Unreadable {
+                        path: top.join(&rel),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let meta = Meta::from(&st);
+            let link = match meta.kind {
+                Kind::Symlink => nix::fcntl::readlinkat(&fd, name.as_os_str())
+                    .ok()
+                    .map(PathBuf::from),
+                _ => None,
+            };
+            let entry = Entry { rel, meta, link };
+            visit(&entry);
+            if entry.meta.kind == Kind::Dir {
+                match open_dir_nofollow(&fd, Path::new(&name)) {
+                    Ok(child) => stack.push((child, entry.rel)),
+                    Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => {}
+                    Err(reason) => unreadable.push(Unreadable {
+                        path: top.join(&entry.rel),
+                        reason,
+                    }),
+                }
+            }
+        }
+    }
+    Ok(unreadable)
+}
+
+fn read_names(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
+    let dup = fd.try_clone().map_err(errno_of)?;
+    let mut dir = nix::dir::Dir::from_fd(dup)?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    Ok(names)
+}
+
+fn errno_of(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32))
+}
+
+/// Opens `rel` below the folder `top` one component at a time, never following a symlink, and
+/// checks that the final inode is the one that was observed.
+fn open_beneath(top: &Path, rel: &Path, expected_ino: u64) -> Result<OwnedFd, FsError> {
+    let full = top.join(rel);
+    let mut fd = open_dir_nofollow(AT_FDCWD, top).map_err(|e| match e {
+        Errno::ELOOP => FsError::Symlink {
+            op: "open",
+            path: top.to_path_buf(),
+        },
+        e => io("open folder", top)(e),
+    })?;
+    let components: Vec<&OsStr> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    for (index, name) in components.iter().enumerate() {
+        let last = index + 1 == components.len();
+        let flags = if last {
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY
+        } else {
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW
+        };
+        fd = match openat(&fd, *name, flags | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(next) => next,
+            // O_NOFOLLOW meets a link as ELOOP, O_DIRECTORY as ENOTDIR: tell which it was.
+            Err(e @ (Errno::ELOOP | Errno::ENOTDIR)) => {
+                let is_link = fstatat(&fd, *name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| Meta::from(&st).kind == Kind::Symlink);
+                return Err(if is_link {
+                    FsError::Symlink {
+                        op: "change",
+                        path: full,
+                    }
+                } else {
+                    io("open", &full)(e)
+                });
+            }
+            Err(e) => return Err(io("open", &full)(e)),
+        };
+    }
+    let st = fstat(&fd).map_err(io("stat", &full))?;
+    let meta = Meta::from(&st);
+    if meta.ino != expected_ino {
+        return Err(FsError::Replaced {
+            path: full,
+            expected: expected_ino,
+            found: meta.ino,
+        });
+    }
+    if !matches!(meta.kind, Kind::File | Kind::Dir) {
+        return Err(FsError::Special { path: full });
+    }
+    Ok(fd)
+}
+
+/// Changes owner and/or mode of an observed entry below `top`, through a handle. The owner goes
+/// first: chown clears setuid/setgid bits, and the mode is what must hold at the end.
+pub fn fix_entry(
+    top: &Path,
+    rel: &Path,
+    expected_ino: u64,
+    owner: Option<(u32, u32)>,
+    mode: Option<u32>,
+) -> Result<(), FsError> {
+    let full = top.join(rel);
+    let fd = open_beneath(top, rel, expected_ino)?;
+    if let Some((uid, gid)) = owner {
+        fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(io("chown", &full))?;
+    }
+    if let Some(mode) = mode {
+        fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io("chmod", &full))?;
+    }
+    Ok(())
+}
+
+/// Creates a folder (and missing parents, root-owned 0755) with an exact owner and mode.
+pub fn create_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), FsError> {
+    if let Some(parent) = path.parent() {
+        if lstat(parent)?.is_none() {
+            create_dir(parent, 0o755, 0, 0)?;
+        }
+    }
+    let (parent, name) = split(path)?;
+    let parent_fd = open_dir_nofollow(AT_FDCWD, parent).map_err(io("open folder", parent))?;
+    match mkdirat(&parent_fd, name, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(io("create folder", path)(e)),
+    }
+    let fd = open_dir_nofollow(&parent_fd, Path::new(name)).map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => FsError::Symlink {
+            op: "create folder",
+            path: path.to_path_buf(),
+        },
+        e => io("open folder", path)(e),
+    })?;
+    chown_if_needed(&fd, path, uid, gid)?;
+    fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io("chmod", path))?;
+    Ok(())
+}
+
+fn chown_if_needed(fd: &OwnedFd, path: &Path, uid: u32, gid: u32) -> Result<(), FsError> {
+    let st = fstat(fd).map_err(io("stat", path))?;
+    if st.st_uid != uid || st.st_gid != gid {
+        fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(io("chown", path))?;
+    }
+    Ok(())
+}
+
+fn split(path: &Path) -> Result<(&Path, &OsStr), FsError> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err(FsError::Io {
+            op: "split",
+            path: path.to_path_buf(),
+            source: Errno::EINVAL,
+        }),
+    }
+}
+
+/// The outcome of a write: whether the file on disk changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Changed,
+    Unchanged,
+}
+
+/// The one writer for files that redwarden owns or rewrites (account files, units, configs).
+/// Writes a temp file beside the target (O_EXCL|O_NOFOLLOW, final owner and mode), fsyncs it,
+/// renames it over the target and fsyncs the folder, so a crash leaves the old file or the new
+/// one. Skips the write when content, mode and owner already match. Refuses a folder that a
+/// less privileged user could write to, and a target that is a symlink.
+pub fn write_file(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<Written, FsError> {
+    let (parent, name) = split(path)?;
+    let parent_fd = open_dir_nofollow(AT_FDCWD, parent).map_err(io("open folder", parent))?;
+    let parent_meta = Meta::from(&fstat(&parent_fd).map_err(io("stat", parent))?);
+    let euid = nix::unistd::geteuid().as_raw();
+    let writable_by_others = parent_meta.mode & 0o022 != 0;
+    if writable_by_others || (parent_meta.uid != 0 && parent_meta.uid != euid) {
+        return Err(FsError::UnsafeParent {
+            path: parent.to_path_buf(),
+            mode: parent_meta.mode,
+            uid: parent_meta.uid,
+        });
+    }
+    match fstatat(&parent_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => {
+            let meta = Meta::from(&st);
+            match meta.kind {
+                Kind::Symlink => {
+                    return Err(FsError::Symlink {
+                        op: "write",
+                        path: path.to_path_buf(),
+                    })
+                }
+                Kind::File
+                    if meta.mode == mode
+                        && meta.uid == uid
+                        && meta.gid == gid
+                        && same_contents(&parent_fd, name, contents) =>
+                {
+                    return Ok(Written::Unchanged)
+                }
+                Kind::File => {}
+                _ => {
+                    return Err(FsError::Special {
+                        path: path.to_path_buf(),
+                    })
+                }
+            }
+        }
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(io("stat", path)(e)),
+    }
+
+    let temp_name = temp_name(name);
+    let temp = openat(
+        &parent_fd,
+        temp_name.as_c_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode & 0o777),
+    )
+    .map_err(io("create", path))?;
+    let result = (|| {
+        chown_if_needed(&temp, path, uid, gid)?;
+        fchmod(&temp, Mode::from_bits_truncate(mode)).map_err(io("chmod", path))?;
+        let mut file = std::fs::File::from(
+            temp.try_clone()
+                .map_err(|e| io("write", path)(errno_of(e)))?,
+        );
+        file.write_all(contents)
+            .map_err(|e| io("write", path)(errno_of(e)))?;
+        fsync(&temp).map_err(io("fsync", path))?;
+        nix::fcntl::renameat(&parent_fd, temp_name.as_c_str(), &parent_fd, name)
+            .map_err(io("rename", path))?;
+        fsync(&parent_fd).map_err(io("fsync", parent))?;
+        Ok(Written::Changed)
+    })();
+    if result.is_err() {
+        let _ = unlinkat(&parent_fd, temp_name.as_c_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    result
+}
+
+fn temp_name(name: &OsStr) -> CString {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let mut temp = OsString::from(".");
+    temp.push(name);
+    temp.push(format!(
+        ".redwarden-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    cstring(&temp)
+}
+
+fn same_contents(parent_fd: &OwnedFd, name: &OsStr, contents: &[u8]) -> bool {
+    let Ok(fd) = openat(
+        parent_fd,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let mut existing = Vec::with_capacity(contents.len());
+    use std::io::Read;
+    std::fs::File::from(fd).read_to_end(&mut existing).is_ok() && existing == contents
+}
+
+/// Reads a file that must not be a symlink planted by a less privileged user.
+pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+    match openat(
+        AT_FDCWD,
+        path,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => {
+            use std::io::Read;
+            let mut out = Vec::new();
+            std::fs::File::from(fd)
+                .read_to_end(&mut out)
+                .map_err(|e| io("read", path)(errno_of(e)))?;
+            Ok(Some(out))
+        }
+        Err(Errno::ENOENT) => Ok(None),
+        Err(Errno::ELOOP) => Err(FsError::Symlink {
+            op: "read",
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(io("read", path)(e)),
+    }
+}
+
+/// Holds the shadow-utils lock on an account database (`/etc/.pwd.lock`, the file `lckpwdf(3)`
+/// locks), so redwarden's edits never interleave with useradd, passwd or another redwarden.
+pub struct AccountsLock {
+    _fd: OwnedFd,
+}
+
+impl AccountsLock {
+    pub fn acquire(lock_path: &Path) -> Result<Self, FsError> {
+        let fd = openat(
+            AT_FDCWD,
+            lock_path,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(io("open lock", lock_path))?;
+        let lock = nix::libc::flock {
+            l_type: nix::libc::F_WRLCK as i16,
+            l_whence: nix::libc::SEEK_SET as i16,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETLKW(&lock))
+            .map_err(io("lock", lock_path))?;
+        Ok(Self { _fd: fd })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    fn me() -> (u32, u32) {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    }
+
+    #[test]
+    fn write_file_is_idempotent_and_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        let (uid, gid) = me();
+        assert_eq!(
+            write_file(&path, b"a\n", 0o640, uid, gid).unwrap(),
+            Written::Changed
+        );
+        assert_eq!(mode_of(&path), 0o640);
+        assert_eq!(
+            write_file(&path, b"a\n", 0o640, uid, gid).unwrap(),
+            Written::Unchanged
+        );
+        assert_eq!(
+            write_file(&path, b"a\n", 0o600, uid, gid).unwrap(),
+            Written::Changed
+        );
+        assert_eq!(mode_of(&path), 0o600);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temp files left behind");
+    }
+
+    #[test]
+    fn write_file_refuses_symlink_target_and_open_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let link = dir.path().join("link");
+        symlink(&victim, &link).unwrap();
+        let (uid, gid) = me();
+        let err = write_file(&link, b"x", 0o600, uid, gid).unwrap_err();
+        assert!(matches!(err, FsError::Symlink { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = write_file(&open.join("f"), b"x", 0o600, uid, gid).unwrap_err();
+        assert!(matches!(err, FsError::UnsafeParent { .. }), "{err}");
+    }
+
+    #[test]
+    fn walk_does_not_follow_links_and_fix_refuses_swapped_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("top");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(top.join("a/b")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "s").unwrap();
+        std::fs::write(top.join("a/b/f"), "x").unwrap();
+        symlink(&outside, top.join("a/escape")).unwrap();
+
+        let mut seen = Vec::new();
+        let unreadable = walk(&top, |e| seen.push((e.rel.clone(), e.meta.kind))).unwrap();
+        assert!(unreadable.is_empty());
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            seen,
+            vec![
+                (PathBuf::from("a"), Kind::Dir),
+                (PathBuf::from("a/b"), Kind::Dir),
+                (PathBuf::from("a/b/f"), Kind::File),
+                (PathBuf::from("a/escape"), Kind::Symlink),
+            ]
+        );
+
+        // An entry observed as a file, then swapped for a link, is not changed.
+        let observed = lstat(&top.join("a/b/f")).unwrap().unwrap();
+        std::fs::remove_file(top.join("a/b/f")).unwrap();
+        symlink(outside.join("secret"), top.join("a/b/f")).unwrap();
+        let err = fix_entry(&top, Path::new("a/b/f"), observed.ino, None, Some(0o777)).unwrap_err();
+        assert!(matches!(err, FsError::Symlink { .. }), "{err}");
+        // A parent folder swapped for a link is refused too.
+        let err = fix_entry(&top, Path::new("a/escape/secret"), 1, None, Some(0o777)).unwrap_err();
+        assert!(matches!(err, FsError::Symlink { .. }), "{err}");
+        assert_ne!(mode_of(&outside.join("secret")), 0o777);
+    }
+}

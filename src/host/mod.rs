@@ -1,0 +1,48 @@
+//! The only code that touches the operating system: paths under a [`Root`], the hardened file
+//! writer, the account database files. Everything above it is data in, data out.
+
+pub mod accounts;
+pub mod fs;
+pub mod root;
+
+pub use root::Root;
+
+/// Real system paths, in one place. They are always joined onto a [`Root`].
+pub mod paths {
+    pub const CONFIG: &str = "/etc/redwarden/redwarden.toml";
+    pub const PASSWD: &str = "/etc/passwd";
+    pub const GROUP: &str = "/etc/group";
+    pub const SHADOW: &str = "/etc/shadow";
+    pub const GSHADOW: &str = "/etc/gshadow";
+    pub const PWD_LOCK: &str = "/etc/.pwd.lock";
+    pub const LOGIN_DEFS: &str = "/etc/login.defs";
+    pub const SUDOERS: &str = "/etc/sudoers";
+    pub const SUDOERS_D: &str = "/etc/sudoers.d";
+    /// Where unit files live, in systemd's order of precedence.
+    pub const UNIT_DIRS: &[&str] = &[
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/usr/local/lib/systemd/system",
+        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
+    ];
+    /// Shells that refuse a login, in order of preference for a new user.
+    pub const NOLOGIN_SHELLS: &[&str] = &[
+        "/usr/sbin/nologin",
+        "/sbin/nologin",
+        "/usr/bin/false",
+        "/bin/false",
+    ];
+    /// Where `npm install -g` puts packages: Debian's npm, NodeSource and official tarballs.
+    pub const GLOBAL_NODE_MODULES: &[&str] = &[
+        "/usr/lib/node_modules",
+        "/usr/local/lib/node_modules",
+        "/opt/nodejs/lib/node_modules",
+    ];
+    pub const NODE_BINARIES: &[&str] = &[
+        "/usr/bin/node",
+        "/usr/local/bin/node",
+        "/usr/bin/nodejs",
+        "/opt/nodejs/bin/node",
+    ];
+}

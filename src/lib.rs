@@ -1,0 +1,20 @@
+//! redwarden: makes a Node-RED installation safe by default and keeps it that way.
+//! See DESIGN.md for the process model; `main.rs` is only the command line around this library.
+
+pub mod config;
+pub mod harden;
+pub mod host;
+pub mod report;
+
+/// Every error the library returns, each naming what it was doing and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Root(#[from] host::root::RootError),
+    #[error(transparent)]
+    Fs(#[from] host::fs::FsError),
+    #[error(transparent)]
+    Accounts(#[from] host::accounts::AccountsError),
+}

@@ -1,0 +1,145 @@
+//! The command line: parse, load the configuration, call the library, map the outcome to an exit
+//! code (0 compliant, 1 findings, 2 failure, 64 usage, 78 bad configuration).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use redwarden::config::{Config, Source};
+use redwarden::harden;
+use redwarden::host::Root;
+
+const EXIT_FINDINGS: u8 = 1;
+const EXIT_FAILURE: u8 = 2;
+const EXIT_USAGE: u8 = 64;
+const EXIT_CONFIG: u8 = 78;
+
+/// Hardens a Node-RED installation: a dedicated user, tight file modes, and a report of
+/// what is still wrong.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Configuration file [default: /etc/redwarden/redwarden.toml under --root; built-in
+    /// defaults when that file does not exist]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Operate on the image root folder DIR instead of the running system
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Print one JSON object instead of a table
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output (-v: each change, -vv: debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Report what is wrong; change nothing. Exits 1 when there are findings.
+    Check,
+    /// Fix what can be fixed, print each change, then report what remains.
+    Apply,
+    /// Print the effective configuration, defaults filled in.
+    Config {
+        /// Print a commented example configuration file instead.
+        #[arg(long)]
+        example: bool,
+    },
+}
+
+fn init_logging(cli: &Cli) {
+    // journald stamps each line itself; JOURNAL_STREAM says stderr goes there.
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) if under_journal => tracing::Level::INFO,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        (false, _) => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && !under_journal)
+        .without_time()
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    init_logging(&cli);
+    ExitCode::from(run(&cli))
+}
+
+fn run(cli: &Cli) -> u8 {
+    let root = match &cli.root {
+        None => Root::live(),
+        Some(dir) if dir.is_dir() => Root::new(dir.canonicalize().unwrap_or_else(|_| dir.clone())),
+        Some(dir) => {
+            eprintln!("redwarden: --root {}: not a folder", dir.display());
+            return EXIT_USAGE;
+        }
+    };
+    let source = cli.config.clone().map_or(Source::Default, Source::Explicit);
+    let config = match Config::load(&source, &root) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("redwarden: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let (name, result) = match cli.command {
+        Command::Config { example } => {
+            print!(
+                "{}",
+                if example {
+                    redwarden::config::EXAMPLE.to_string()
+                } else {
+                    config.to_toml()
+                }
+            );
+            return 0;
+        }
+        Command::Check => ("check", harden::check(&root, &config)),
+        Command::Apply => {
+            if root.is_live() && !nix::unistd::geteuid().is_root() {
+                eprintln!("redwarden: apply changes accounts and file owners: run it as root (or use --root on an image folder you own)");
+                return EXIT_FAILURE;
+            }
+            ("apply", harden::apply(&root, &config))
+        }
+    };
+    match result {
+        Ok(report) => {
+            if cli.json {
+                print!("{}", report.to_json(name, root.dir()));
+            } else {
+                print!("{}", report.to_table(std::io::stdout().is_terminal()));
+            }
+            if report.has_findings() {
+                EXIT_FINDINGS
+            } else {
+                0
+            }
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("redwarden: {name} failed: {e}");
+            EXIT_FAILURE
+        }
+    }
+}

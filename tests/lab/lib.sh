@@ -1,0 +1,329 @@
+# shellcheck shell=bash
+# Helpers for the redwarden lab: sourced by run.sh and by every scenario.
+#
+# State of the running lab lives in $LAB_RUN/state (written by boot_ct), so a
+# scenario (a separate bash process) can reboot the container and the runner
+# still finds it afterwards.
+#
+# Variables set by run.sh and exported to scenarios:
+#   LAB_DIR     tests/lab            LAB_RUN   this run's folder (rootfs/, logs/, state)
+#   LAB_ROOT    $LAB_RUN/rootfs      LAB_NAME  machine name (also veth: ve-$LAB_NAME)
+#   LAB_ARCH    amd64|arm64          LAB_FLAVOUR deb18|node22
+#   LAB_NET     e.g. 192.168.251     LAB_HOST_IP / LAB_CT_IP   .1 / .2
+#   NR_URL      http://$LAB_CT_IP:1880
+#   LAB_NR_USER / LAB_NR_PASS        admin credentials used when adminAuth is on
+
+LAB_CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 2; }
+
+now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
+elapsed() { python3 -c 'import sys; print("%.1fs" % (float(sys.argv[2]) - float(sys.argv[1])))' "$1" "$(now)"; }
+
+# ---------------------------------------------------------------- scenario API
+# fail REASON: the scenario fails with this one-line reason.
+fail() {
+    printf '%s\n' "$*" >"${LAB_REASON_FILE:-/dev/stderr}"
+    printf 'FAIL: %s\n' "$*" >&2
+    exit 1
+}
+pass() { exit 0; }
+# skip REASON: the scenario does not apply here (counted as skipped).
+skip() {
+    printf '%s\n' "$*" >"${LAB_REASON_FILE:-/dev/stderr}"
+    exit 77
+}
+# assert DESCRIPTION CMD...: run CMD, fail with DESCRIPTION if it fails.
+assert() {
+    local what=$1
+    shift
+    "$@" || fail "$what"
+}
+# assert_eq WANT GOT DESCRIPTION
+assert_eq() {
+    [[ "$1" == "$2" ]] || fail "$3: want '$1', got '$2'"
+}
+
+# _run_scenario FILE: how run.sh runs one scenario (in its own bash process).
+_run_scenario() {
+    set -euo pipefail
+    # shellcheck disable=SC2154
+    trap 'rc=$?; if [[ $rc -ne 0 && $rc -ne 77 && ! -s "$LAB_REASON_FILE" ]]; then
+            echo "command failed (rc $rc): $BASH_COMMAND" >"$LAB_REASON_FILE"; fi' EXIT
+    # shellcheck disable=SC1090
+    source "$1"
+}
+
+# ---------------------------------------------------------------- state
+lab_state_load() {
+    # shellcheck disable=SC1091
+    [[ -r "$LAB_RUN/state" ]] && source "$LAB_RUN/state"
+    return 0
+}
+lab_state_save() {
+    printf 'LAB_NSPAWN_PID=%s\nLAB_LEADER=%s\n' "${LAB_NSPAWN_PID:-}" "${LAB_LEADER:-}" >"$LAB_RUN/state"
+}
+
+pid_alive() {
+    local st
+    [[ -n "${1:-}" && -r /proc/$1/stat ]] || return 1
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ -n "$st" && "$st" != Z ]]
+}
+
+# ---------------------------------------------------------------- inside
+# in_ct CMD...: run CMD inside the container (all its namespaces, its root),
+# with a clean environment. Exit status is CMD's.
+in_ct() {
+    lab_state_load
+    pid_alive "$LAB_LEADER" || die "container is not running"
+    nsenter -t "$LAB_LEADER" -m -u -i -n -p -C -r -w -- \
+        /usr/bin/env -i PATH="$LAB_CT_PATH" HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" "$@"
+}
+
+# ---------------------------------------------------------------- from the host
+# http METHOD URL [DATA]: curl from the host (a LAN peer). URL may be a path,
+# then it is relative to $NR_URL. Prints the body; the status code goes to
+# $LAB_RUN/http_code (read it with http_code). Returns 0 for 2xx/3xx.
+# Extra curl arguments can be given in the HTTP_ARGS array.
+http() {
+    local method=$1 url=$2 code
+    [[ "$url" == /* ]] && url="$NR_URL$url"
+    local -a args=(-sS -k --max-time 20 -X "$method" -o "$LAB_RUN/http_body" -w '%{http_code}')
+    [[ $# -ge 3 ]] && args+=(--data-binary "$3")
+    if [[ -n "${HTTP_ARGS+x}" ]]; then args+=("${HTTP_ARGS[@]}"); fi
+    code=$(curl "${args[@]}" "$url") || code=000
+    printf '%s' "$code" >"$LAB_RUN/http_code"
+    cat "$LAB_RUN/http_body" 2>/dev/null || true
+    [[ "$code" =~ ^[23] ]]
+}
+http_code() { cat "$LAB_RUN/http_code" 2>/dev/null || echo 000; }
+
+# stat_ct PATH: "MODE OWNER GROUP" of PATH in the container, judged from the
+# host (lstat on the run's rootfs; uid/gid mapped through the container's
+# /etc/passwd and /etc/group). Prints "missing" if the file does not exist.
+stat_ct() {
+    python3 - "$LAB_ROOT" "$1" <<'EOF'
+import os, sys, stat
+root, path = sys.argv[1], sys.argv[2]
+def names(f):
+    m = {}
+    try:
+        for line in open(os.path.join(root, f)):
+            p = line.split(":")
+            if len(p) > 2: m.setdefault(int(p[2]), p[0])
+    except OSError: pass
+    return m
+try:
+    st = os.lstat(root + "/" + path.lstrip("/"))
+except FileNotFoundError:
+    print("missing"); sys.exit(0)
+u, g = names("etc/passwd"), names("etc/group")
+print("%o %s %s" % (stat.S_IMODE(st.st_mode), u.get(st.st_uid, st.st_uid), g.get(st.st_gid, st.st_gid)))
+EOF
+}
+
+# nr_pid: host pid of the Node-RED process (node running red.js, or titled
+# node-red) inside the container's pid namespace. Empty if none.
+nr_pid() {
+    lab_state_load
+    python3 - "$LAB_LEADER" <<'EOF'
+import os, sys
+leader = sys.argv[1]
+try:
+    ns = os.readlink("/proc/%s/ns/pid" % leader)
+except OSError:
+    sys.exit(0)
+found = []
+for d in os.listdir("/proc"):
+    if not d.isdigit(): continue
+    try:
+        if os.readlink("/proc/%s/ns/pid" % d) != ns: continue
+        argv = open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")
+        comm = open("/proc/%s/comm" % d).read().strip()
+        ppid = int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        continue
+    if comm in ("bash", "sh", "env", "dash"): continue
+    a0 = os.path.basename(argv[0].decode(errors="replace").split(" ")[0]) if argv else ""
+    if a0 == "node-red" or any(x.endswith(b"red.js") for x in argv):
+        found.append((int(d), ppid))
+pids = {p for p, _ in found}
+# the outermost one (a Node-RED child process would have a Node-RED parent)
+top = [p for p, pp in found if pp not in pids]
+print(min(top) if top else "")
+EOF
+}
+
+# host_status_of PID FIELD: a line of /proc/PID/status (e.g. Uid, CapEff).
+host_status_of() { awk -v f="$2:" '$1 == f { $1 = ""; sub(/^ /, ""); print }' "/proc/$1/status"; }
+
+# nr_token: a bearer token for the admin API when adminAuth is on (empty if off).
+nr_token() {
+    local login
+    login=$(http GET /auth/login) || true
+    if [[ "$login" == *'"credentials"'* ]]; then
+        http POST /auth/token "client_id=node-red-admin&grant_type=password&scope=*&username=${LAB_NR_USER:-admin}&password=${LAB_NR_PASS:-}" >"$LAB_RUN/token.json" ||
+            fail "POST /auth/token failed ($(http_code)); set LAB_NR_USER/LAB_NR_PASS"
+        python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$LAB_RUN/token.json"
+    fi
+}
+
+# deploy_flow JSON: full deploy through the admin API. Fails the scenario on error.
+deploy_flow() {
+    local token body
+    token=$(nr_token)
+    local -a HTTP_ARGS=(-H 'Content-Type: application/json' -H 'Node-RED-Deployment-Type: full')
+    [[ -n "$token" ]] && HTTP_ARGS+=(-H "Authorization: Bearer $token")
+    body=$(http POST /flows "$1") || fail "deploy failed: HTTP $(http_code) $body"
+    log "deployed: $body"
+}
+
+# redwarden_json ARGS...: run `redwarden ARGS --json` inside; stdout to
+# $LAB_RUN/rw.json, exit code printed.
+redwarden_json() {
+    local rc=0
+    in_ct redwarden "$@" --json >"$LAB_RUN/rw.json" 2>"$LAB_RUN/rw.stderr" || rc=$?
+    cat "$LAB_RUN/rw.stderr" >&2
+    printf '%s' "$rc"
+}
+# finding_ids [fixable]: ids in $LAB_RUN/rw.json (only fixable ones with the argument).
+finding_ids() {
+    python3 - "$LAB_RUN/rw.json" "${1:-}" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for f in doc.get("findings", []):
+    if sys.argv[2] == "fixable" and not f.get("fixable"): continue
+    print(f["id"])
+EOF
+}
+need_redwarden() {
+    [[ -x "$LAB_ROOT/usr/local/bin/redwarden" ]] || fail "redwarden binary not installed in the lab (see run.sh output)"
+}
+
+# ---------------------------------------------------------------- lifecycle
+_find_leader() {
+    # the container's init: a descendant of nspawn whose innermost pid is 1
+    python3 - "$1" <<'EOF'
+import os, sys
+todo = [sys.argv[1]]
+while todo:
+    p = todo.pop(0)
+    try:
+        for line in open("/proc/%s/status" % p):
+            if line.startswith("NSpid:"):
+                f = line.split()
+                if len(f) > 2 and f[-1] == "1":
+                    print(p); sys.exit(0)
+        for t in os.listdir("/proc/%s/task" % p):
+            todo += open("/proc/%s/task/%s/children" % (p, t)).read().split()
+    except OSError:
+        pass
+EOF
+}
+
+# boot_ct: start the run's rootfs under systemd-nspawn, give it its address,
+# wait for systemd, then for Node-RED to answer from the host.
+boot_ct() {
+    local t0 deadline veth="ve-$LAB_NAME"
+    t0=$(now)
+    [[ ${#veth} -le 15 ]] || die "machine name too long for a veth name: $LAB_NAME"
+    mkdir -p "$LAB_RUN/logs"
+    setsid systemd-nspawn -b --register=no --keep-unit --link-journal=no \
+        --console=read-only --resolv-conf=off --timezone=off \
+        -D "$LAB_ROOT" -M "$LAB_NAME" --network-veth \
+        </dev/null >>"$LAB_RUN/logs/console.log" 2>&1 &
+    LAB_NSPAWN_PID=$!
+    LAB_LEADER=
+    lab_state_save
+    deadline=$((SECONDS + 60))
+    while [[ -z "$LAB_LEADER" ]] || ! ip link show "$veth" >/dev/null 2>&1; do
+        pid_alive "$LAB_NSPAWN_PID" || { tail -n 30 "$LAB_RUN/logs/console.log" >&2; die "systemd-nspawn exited early"; }
+        ((SECONDS < deadline)) || die "no container init / veth after 60s"
+        [[ -n "$LAB_LEADER" ]] || LAB_LEADER=$(_find_leader "$LAB_NSPAWN_PID")
+        sleep 0.2
+    done
+    lab_state_save
+    # addresses from the host side, with the host's ip binary (qemu-user cannot do netlink inside)
+    ip addr add "$LAB_HOST_IP/24" dev "$veth"
+    ip link set "$veth" up
+    nsenter -t "$LAB_LEADER" -n ip link set lo up
+    nsenter -t "$LAB_LEADER" -n ip addr add "$LAB_CT_IP/24" dev host0
+    nsenter -t "$LAB_LEADER" -n ip link set host0 up
+    log "nspawn pid $LAB_NSPAWN_PID, init (host pid) $LAB_LEADER, $veth $LAB_HOST_IP <-> host0 $LAB_CT_IP ($(elapsed "$t0"))"
+    wait_ct
+    wait_nodered "${LAB_NR_TIMEOUT:-180}"
+    log "boot total: $(elapsed "$t0")"
+}
+
+# wait_ct: until the container's systemd reports running (or degraded).
+wait_ct() {
+    local t0 st
+    t0=$(now)
+    st=$(timeout "${LAB_BOOT_TIMEOUT:-240}" nsenter -t "$LAB_LEADER" -m -u -i -n -p -C -r -w -- \
+        /usr/bin/env -i PATH="$LAB_CT_PATH" systemctl is-system-running --wait 2>&1) || true
+    case "$st" in
+    running) ;;
+    degraded)
+        log "container systemd is degraded; failed units:"
+        in_ct systemctl --failed --no-legend --plain >&2 || true
+        ;;
+    *) tail -n 40 "$LAB_RUN/logs/console.log" >&2; die "container systemd not up: '$st'" ;;
+    esac
+    log "systemd in container: $st ($(elapsed "$t0"))"
+}
+
+# wait_nodered [TIMEOUT]: until Node-RED answers GET / from the host.
+wait_nodered() {
+    local t0 code deadline
+    t0=$(now)
+    deadline=$((SECONDS + ${1:-180}))
+    while :; do
+        code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "$NR_URL/") || code=000
+        [[ "$code" =~ ^[23] ]] && break
+        if ((SECONDS >= deadline)); then
+            in_ct systemctl status --no-pager -n 30 nodered.service >&2 || true
+            die "Node-RED did not answer on $NR_URL/ (last HTTP $code)"
+        fi
+        sleep 1
+    done
+    log "Node-RED answers on $NR_URL/ ($(elapsed "$t0"))"
+}
+
+# stop_ct: power the container off and wait for nspawn to exit.
+stop_ct() {
+    lab_state_load
+    pid_alive "${LAB_NSPAWN_PID:-}" || return 0
+    if pid_alive "${LAB_LEADER:-}"; then
+        kill -s RTMIN+4 "$LAB_LEADER" 2>/dev/null || true # systemd: poweroff
+    fi
+    local deadline=$((SECONDS + 60))
+    while pid_alive "$LAB_NSPAWN_PID" && ((SECONDS < deadline)); do sleep 0.3; done
+    if pid_alive "$LAB_NSPAWN_PID"; then
+        log "container did not power off in 60s; terminating nspawn"
+        kill -TERM "$LAB_NSPAWN_PID" 2>/dev/null || true
+        deadline=$((SECONDS + 15))
+        while pid_alive "$LAB_NSPAWN_PID" && ((SECONDS < deadline)); do sleep 0.3; done
+        pid_alive "$LAB_NSPAWN_PID" && kill -KILL "$LAB_NSPAWN_PID" 2>/dev/null
+    fi
+    ip link del "ve-$LAB_NAME" 2>/dev/null || true
+    LAB_LEADER='' LAB_NSPAWN_PID=''
+    lab_state_save
+}
+
+# reboot_ct: reboot the container (nspawn exits on reboot; start it again on
+# the same rootfs) and wait until systemd and Node-RED are back.
+reboot_ct() {
+    local t0
+    t0=$(now)
+    lab_state_load
+    kill -s SIGINT "$LAB_LEADER" # systemd: ctrl-alt-del = reboot
+    local deadline=$((SECONDS + 90))
+    while pid_alive "$LAB_NSPAWN_PID" && ((SECONDS < deadline)); do sleep 0.3; done
+    pid_alive "$LAB_NSPAWN_PID" && { stop_ct; }
+    ip link del "ve-$LAB_NAME" 2>/dev/null || true
+    log "container went down for reboot ($(elapsed "$t0"))"
+    boot_ct
+    log "reboot total: $(elapsed "$t0")"
+}

@@ -1,0 +1,466 @@
+#!/usr/bin/env bash
+# redwarden lab: boot real Debian + real systemd + real Node-RED (from npm)
+# under systemd-nspawn, install redwarden, run the scenarios from outside.
+#
+#   tests/lab/run.sh [--arch amd64|arm64|amd64,arm64] [--flavour deb18|node22|deb18,node22]
+#                    [--keep] [--rebuild] [--build-only] [--serve | --shell] [SCENARIO...]
+#
+# SCENARIO: a file name in tests/lab/scenarios/ without .sh, or a prefix of it
+# ("01", "02-apply"). Default: all, in name order, in one container boot.
+# See tests/lab/README.md.
+set -euo pipefail
+
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$LAB_DIR/../.." && pwd)
+export LAB_DIR
+# shellcheck source=lib.sh disable=SC1091
+source "$LAB_DIR/lib.sh"
+
+CACHE=${REDWARDEN_LAB_CACHE:-/var/cache/redwarden-lab}
+SUITE=bookworm
+MIRROR=${REDWARDEN_LAB_MIRROR:-http://deb.debian.org/debian}
+# debootstrap's own resolver cannot install Debian's npm (hundreds of node-*
+# packages with alternatives): it goes in with apt-get in the chroot after.
+PACKAGES=systemd,systemd-sysv,dbus,nftables,iproute2,nodejs,curl,python3,sudo,ca-certificates
+APT_EXTRA=npm
+BASE_RECIPE=2 # bump to force new base rootfs everywhere
+NODE22_SPEC=22 # node-linux-<arch>@22
+NPM_SPEC=10    # npm@10 goes with the official Node 22 builds
+
+usage() {
+    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 64
+}
+
+archs=amd64
+flavours=node22
+keep=0 rebuild=0 build_only=0 mode=test
+scenario_args=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --arch) archs=${2:?}; shift 2 ;;
+    --arch=*) archs=${1#*=}; shift ;;
+    --flavour | --flavor) flavours=${2:?}; shift 2 ;;
+    --flavour=* | --flavor=*) flavours=${1#*=}; shift ;;
+    --keep) keep=1; shift ;;
+    --rebuild) rebuild=1; shift ;;
+    --build-only) build_only=1; shift ;;
+    --serve) mode=serve; shift ;;
+    --shell | shell) mode=shell; shift ;;
+    -h | --help) usage ;;
+    -*) echo "unknown option $1" >&2; usage ;;
+    *) scenario_args+=("$1"); shift ;;
+    esac
+done
+[[ "$archs" == all ]] && archs=amd64,arm64
+[[ "$flavours" == all ]] && flavours=deb18,node22
+IFS=, read -r -a ARCHS <<<"$archs"
+IFS=, read -r -a FLAVOURS <<<"$flavours"
+for a in "${ARCHS[@]}"; do [[ "$a" == amd64 || "$a" == arm64 ]] || die "--arch: amd64 or arm64, not $a"; done
+for f in "${FLAVOURS[@]}"; do [[ "$f" == deb18 || "$f" == node22 ]] || die "--flavour: deb18 or node22, not $f"; done
+[[ $EUID -eq 0 ]] || die "the lab needs root (debootstrap, chroot, systemd-nspawn)"
+[[ "$(uname -m)" == x86_64 ]] || die "the lab expects an x86_64 host (arm64 runs through qemu-user)"
+
+T_START=$(now)
+phase_t0=
+phase() { phase_t0=$(now); log "== $*"; }
+phase_done() { log "   done: $1 ($(elapsed "$phase_t0"))"; }
+
+# ---------------------------------------------------------------- host deps
+ensure_deps() {
+    local -a need=()
+    local want_arm=0 want_npm=0 a f
+    for a in "${ARCHS[@]}"; do [[ "$a" == arm64 ]] && want_arm=1; done
+    for f in "${FLAVOURS[@]}"; do [[ "$f" == node22 ]] && want_npm=1; done
+    command -v debootstrap >/dev/null || need+=(debootstrap)
+    command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+    command -v nsenter >/dev/null || need+=(util-linux)
+    command -v ip >/dev/null || need+=(iproute2)
+    command -v curl >/dev/null || need+=(curl)
+    command -v python3 >/dev/null || need+=(python3)
+    [[ -r /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
+    if ((want_arm)); then
+        command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+        command -v update-binfmts >/dev/null || need+=(binfmt-support)
+    fi
+    ((want_npm)) && ! command -v npm >/dev/null && need+=(npm)
+    if ((${#need[@]})); then
+        log "installing host packages: ${need[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+    fi
+    if ((want_arm)); then
+        [[ -e /proc/sys/fs/binfmt_misc/status ]] ||
+            mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+        [[ "$(head -n1 /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null)" == enabled ]] ||
+            update-binfmts --enable qemu-aarch64
+        grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 ||
+            die "qemu-aarch64 binfmt is not registered with the F (fix-binary) flag"
+    fi
+}
+
+# ---------------------------------------------------------------- safety
+# rm_tree DIR: unmount anything below DIR, refuse if a mount remains, then
+# remove without crossing file systems (a bind-mounted /dev must never be wiped).
+rm_tree() {
+    local d=$1
+    [[ -n "$d" && "$d" == "$CACHE"/* && -e "$d" ]] || return 0
+    local m
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(findmnt -rn -o TARGET | grep -F "$d/" | sort -r)
+    if findmnt -rn -o TARGET | grep -qF "$d/"; then die "refusing to remove $d: mounts remain below it"; fi
+    rm -rf --one-file-system "$d"
+}
+
+# chroot_mount ROOT / chroot_umount ROOT: what apt and npm need in a chroot.
+chroot_mount() {
+    cp -L /etc/resolv.conf "$1/etc/resolv.conf" 2>/dev/null || true
+    mount -t proc proc "$1/proc"
+    mount --bind /dev "$1/dev"
+}
+chroot_umount() {
+    umount "$1/dev" || umount -l "$1/dev"
+    umount "$1/proc" || umount -l "$1/proc"
+}
+
+key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
+files_hash() { cat "$@" | sha256sum | cut -c1-16; }
+
+# ---------------------------------------------------------------- base rootfs
+# ensure_base ARCH: debootstrapped Debian, pristine, shared by both flavours.
+ensure_base() {
+    local arch=$1 key dir
+    key=$(key_of base "$BASE_RECIPE" "$SUITE" "$arch" "$PACKAGES" "$APT_EXTRA" "$MIRROR")
+    dir=$CACHE/base-$arch-$key
+    BASE_DIR=$dir
+    if [[ -e "$dir/.complete" && $rebuild -eq 0 ]]; then
+        log "base $arch: cached ($dir)"
+        return 0
+    fi
+    phase "base $arch: debootstrap --variant=minbase $SUITE (cold cache)"
+    rm_tree "$dir"
+    rm_tree "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    debootstrap --arch="$arch" --variant=minbase --include="$PACKAGES" \
+        "$SUITE" "$dir.tmp/rootfs" "$MIRROR" >"$dir.tmp/debootstrap.log" 2>&1 ||
+        { tail -n 30 "$dir.tmp/debootstrap.log" >&2; rm_tree "$dir.tmp"; die "debootstrap $arch failed"; }
+    chroot_mount "$dir.tmp/rootfs"
+    local rc=0
+    chroot "$dir.tmp/rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        sh -c "apt-get install -y --no-install-recommends $APT_EXTRA && apt-get clean" >>"$dir.tmp/debootstrap.log" 2>&1 || rc=$?
+    chroot_umount "$dir.tmp/rootfs"
+    if ((rc)); then
+        tail -n 30 "$dir.tmp/debootstrap.log" >&2
+        rm_tree "$dir.tmp"
+        die "apt-get install $APT_EXTRA ($arch) failed"
+    fi
+    : >"$dir.tmp/rootfs/etc/resolv.conf"
+    : >"$dir.tmp/.complete"
+    mv "$dir.tmp" "$dir"
+    # drop older base builds of this arch
+    local old
+    for old in "$CACHE"/base-"$arch"-*; do
+        [[ "$old" == "$dir" || ! -d "$old" ]] || rm_tree "$old"
+    done
+    phase_done "base $arch"
+}
+
+# fetch_npm SPEC: newest cached tarball for an npm spec (name@major), fetched
+# with `npm pack` only when none is cached. Prints its path.
+fetch_npm() {
+    local name=${1%@*} major=${1##*@} f
+    mkdir -p "$CACHE/dl"
+    f=$(find "$CACHE/dl" -maxdepth 1 -name "$name-$major.*.tgz" | sort -V | tail -n 1)
+    if [[ -z "$f" || $rebuild -eq 1 ]]; then
+        log "npm pack $1"
+        (cd "$CACHE/dl" && npm pack --silent "$1" >/dev/null) || die "npm pack $1 failed"
+        f=$(find "$CACHE/dl" -maxdepth 1 -name "$name-$major.*.tgz" | sort -V | tail -n 1)
+    fi
+    [[ -n "$f" ]] || die "no tarball for $1"
+    printf '%s' "$f"
+}
+
+# ---------------------------------------------------------------- flavour image
+# ensure_image ARCH FLAVOUR: base + Node.js flavour + Node-RED + installer state.
+ensure_image() {
+    local arch=$1 flavour=$2 key dir root
+    ensure_base "$arch"
+    key=$(key_of image "$(basename "$BASE_DIR")" "$flavour" "$NODE22_SPEC" "$NPM_SPEC" \
+        "$(files_hash "$LAB_DIR/provision.sh" "$LAB_DIR/nodered.service")")
+    dir=$CACHE/image-$arch-$flavour-$key
+    IMAGE_DIR=$dir
+    if [[ -e "$dir/.complete" && $rebuild -eq 0 ]]; then
+        log "image $arch/$flavour: cached ($dir)"
+        return 0
+    fi
+    phase "image $arch/$flavour: provision Node-RED (cold cache)"
+    rm_tree "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    cp -a "$BASE_DIR/rootfs" "$dir.tmp/rootfs"
+    root=$dir.tmp/rootfs
+    if [[ "$flavour" == node22 ]]; then
+        local narch=x64 tgz tmp
+        [[ "$arch" == arm64 ]] && narch=arm64
+        tgz=$(fetch_npm "node-linux-$narch@$NODE22_SPEC")
+        tmp=$(mktemp -d)
+        tar -xzf "$tgz" -C "$tmp" package/bin/node
+        install -D -m 0755 "$tmp/package/bin/node" "$root/usr/local/bin/node"
+        rm -rf "$tmp"
+        tgz=$(fetch_npm "npm@$NPM_SPEC")
+        mkdir -p "$root/usr/local/lib/node_modules/npm"
+        tar -xzf "$tgz" -C "$root/usr/local/lib/node_modules/npm" --strip-components=1
+        log "node22: $(basename "$(fetch_npm "node-linux-$narch@$NODE22_SPEC")"), $(basename "$tgz")"
+    fi
+    mkdir -p "$root/tmp/lab" "$CACHE/npm-cache" "$root/root/.npm"
+    install -m 0755 "$LAB_DIR/provision.sh" "$root/tmp/lab/provision.sh"
+    install -m 0644 "$LAB_DIR/nodered.service" "$root/tmp/lab/nodered.service"
+    # build-time only: the host's CA bundle (for TLS-intercepting proxies) and DNS
+    install -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/tmp/lab/host-ca.crt"
+    chroot_mount "$root"
+    mount --bind "$CACHE/npm-cache" "$root/root/.npm"
+    local rc=0
+    chroot "$root" /usr/bin/env -i NODE_EXTRA_CA_CERTS=/tmp/lab/host-ca.crt \
+        npm_config_cafile=/tmp/lab/host-ca.crt \
+        /bin/bash /tmp/lab/provision.sh "$flavour" >"$dir.tmp/provision.log" 2>&1 || rc=$?
+    umount "$root/root/.npm" || umount -l "$root/root/.npm"
+    chroot_umount "$root"
+    if ((rc)); then
+        tail -n 40 "$dir.tmp/provision.log" >&2
+        rm_tree "$dir.tmp"
+        die "provisioning $arch/$flavour failed (rc $rc)"
+    fi
+    grep '^provision:' "$dir.tmp/provision.log" >&2 || true
+    rm -rf "$root/tmp/lab"
+    : >"$root/etc/resolv.conf"
+    : >"$dir.tmp/.complete"
+    rm_tree "$dir"
+    mv "$dir.tmp" "$dir"
+    local old
+    for old in "$CACHE"/image-"$arch"-"$flavour"-*; do
+        [[ "$old" == "$dir" || ! -d "$old" ]] || rm_tree "$old"
+    done
+    phase_done "image $arch/$flavour"
+}
+
+# ---------------------------------------------------------------- redwarden
+# redwarden_bin ARCH: path of the binary to install, building it if needed.
+# Prints nothing (and explains why) when there is none.
+redwarden_bin() {
+    local arch=$1 triple='' rel tdir bin
+    [[ "$arch" == arm64 ]] && triple=aarch64-unknown-linux-gnu
+    if [[ -n "${REDWARDEN_BIN:-}" ]]; then
+        [[ -x "$REDWARDEN_BIN" ]] || die "REDWARDEN_BIN=$REDWARDEN_BIN is not executable"
+        if ((${#ARCHS[@]} > 1)); then
+            log "REDWARDEN_BIN is set: it is used for every arch ($arch too)"
+        fi
+        printf '%s' "$REDWARDEN_BIN"
+        return 0
+    fi
+    rel=release
+    [[ -n "$triple" ]] && rel=$triple/release
+    tdir=${CARGO_TARGET_DIR:-$REPO/target}
+    bin=$tdir/$rel/redwarden
+    if [[ ! -x "$bin" ]]; then
+        if [[ ! -f "$REPO/Cargo.toml" ]] || ! command -v cargo >/dev/null; then
+            log "SKIP install of redwarden: no $bin and no cargo/Cargo.toml to build it"
+            return 0
+        fi
+        local -a args=(build --release --locked)
+        [[ -f "$REPO/Cargo.lock" ]] || args=(build --release)
+        if [[ -n "$triple" ]]; then
+            args+=(--target "$triple")
+            if ! grep -qs "target.$triple" "$REPO/.cargo/config.toml"; then
+                export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
+            fi
+        fi
+        phase "build redwarden ($arch): cargo ${args[*]}"
+        if ! (cd "$REPO" && cargo "${args[@]}") >"$CACHE/cargo-$arch.log" 2>&1; then
+            tail -n 20 "$CACHE/cargo-$arch.log" >&2
+            log "SKIP install of redwarden: cargo build failed (log: $CACHE/cargo-$arch.log)"
+            return 0
+        fi
+        phase_done "cargo build $arch"
+    fi
+    printf '%s' "$bin"
+}
+
+# install_redwarden ARCH ROOTFS: the binary, and the repo's systemd/ files the
+# way a package would ship them (nothing enabled: the scenarios decide).
+install_redwarden() {
+    local arch=$1 root=$2 bin f name
+    bin=$(redwarden_bin "$arch")
+    if [[ -z "$bin" ]]; then
+        return 0
+    fi
+    install -m 0755 "$bin" "$root/usr/local/bin/redwarden"
+    log "installed $bin -> /usr/local/bin/redwarden ($(file -b "$bin" 2>/dev/null | cut -d, -f1-2 || true))"
+    if [[ -d "$REPO/systemd" ]]; then
+        for f in "$REPO"/systemd/*; do
+            [[ -e "$f" ]] || continue
+            name=$(basename "$f")
+            case "$name" in
+            sysusers.d | tmpfiles.d) mkdir -p "$root/usr/lib/$name"; cp -r "$f"/. "$root/usr/lib/$name/" ;;
+            *.conf) ;; # a bare drop-in: its target folder is unknown, redwarden installs it
+            *) mkdir -p "$root/usr/lib/systemd/system"; cp -r "$f" "$root/usr/lib/systemd/system/" ;;
+            esac
+        done
+        log "installed systemd/ files: $(cd "$REPO/systemd" && echo *)"
+    else
+        log "no systemd/ folder in the repo yet: nothing to install besides the binary"
+    fi
+}
+
+# ---------------------------------------------------------------- scenarios
+select_scenarios() {
+    local -a all=() f
+    local s n matched
+    for f in "$LAB_DIR"/scenarios/*.sh; do [[ -e "$f" ]] && all+=("$f"); done
+    if ((${#scenario_args[@]} == 0)); then
+        SCENARIOS=("${all[@]}")
+        return
+    fi
+    SCENARIOS=()
+    for s in "${scenario_args[@]}"; do
+        matched=0
+        for f in "${all[@]}"; do
+            n=$(basename "$f" .sh)
+            if [[ "$n" == "$s" || "$n" == "$s"* ]]; then SCENARIOS+=("$f"); matched=1; fi
+        done
+        ((matched)) || die "no scenario matches '$s' (have: $(cd "$LAB_DIR/scenarios" && echo *.sh))"
+    done
+}
+
+N_PASS=0 N_FAIL=0 N_SKIP=0
+run_scenarios() {
+    local tag=$1 f n rc t0 reason
+    for f in "${SCENARIOS[@]}"; do
+        n=$(basename "$f" .sh)
+        t0=$(now)
+        export LAB_REASON_FILE="$LAB_RUN/logs/$n.reason"
+        : >"$LAB_REASON_FILE"
+        rc=0
+        # shellcheck disable=SC2016
+        timeout --kill-after=10 "${LAB_SCENARIO_TIMEOUT:-600}" \
+            bash -c 'source "$LAB_DIR/lib.sh"; _run_scenario "$1"' _ "$f" \
+            >"$LAB_RUN/logs/$n.log" 2>&1 || rc=$?
+        reason=$(head -n 1 "$LAB_REASON_FILE" 2>/dev/null || true)
+        case $rc in
+        0) N_PASS=$((N_PASS + 1)); printf 'PASS %s %s (%s)\n' "$n" "$tag" "$(elapsed "$t0")" ;;
+        77) N_SKIP=$((N_SKIP + 1)); printf 'SKIP %s %s (%s): %s\n' "$n" "$tag" "$(elapsed "$t0")" "$reason" ;;
+        *)
+            [[ $rc -eq 124 ]] && reason="timed out after ${LAB_SCENARIO_TIMEOUT:-600}s"
+            N_FAIL=$((N_FAIL + 1))
+            printf 'FAIL %s %s (%s): %s\n' "$n" "$tag" "$(elapsed "$t0")" "${reason:-exit $rc}"
+            sed 's/^/    | /' "$LAB_RUN/logs/$n.log" | tail -n "${LAB_FAIL_LINES:-25}" >&2
+            ;;
+        esac
+    done
+}
+
+# ---------------------------------------------------------------- one lab run
+CLEANUP_ARMED=0
+cleanup() {
+    local rc=$?
+    ((CLEANUP_ARMED)) || return 0
+    CLEANUP_ARMED=0
+    trap - INT TERM
+    stop_ct || true
+    if ((keep)); then
+        log "kept run folder: $LAB_RUN (rootfs: $LAB_ROOT)"
+    else
+        rm_tree "$LAB_RUN"
+    fi
+    return $rc
+}
+trap 'cleanup' EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+pick_net() {
+    local n
+    if [[ -n "${LAB_NET:-}" ]]; then return 0; fi
+    for n in 251 252 253 254 250; do
+        if ! ip -o addr show | grep -q " 192\.168\.$n\."; then
+            LAB_NET=192.168.$n
+            return 0
+        fi
+    done
+    die "no free 192.168.25x.0/24 for the lab veth"
+}
+
+lab_one() {
+    local arch=$1 flavour=$2 tag
+    tag="[$arch/$flavour]"
+    ensure_image "$arch" "$flavour"
+    ((build_only)) && return 0
+
+    phase "run $arch/$flavour: fresh copy of the image"
+    pick_net
+    export LAB_ARCH=$arch LAB_FLAVOUR=$flavour LAB_NET
+    LAB_NAME="rwlab-$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    export LAB_NAME
+    export LAB_RUN=$CACHE/runs/$LAB_NAME
+    export LAB_ROOT=$LAB_RUN/rootfs
+    export LAB_HOST_IP=$LAB_NET.1 LAB_CT_IP=$LAB_NET.2
+    export NR_URL=${NR_URL_OVERRIDE:-http://$LAB_CT_IP:1880}
+    mkdir -p "$LAB_RUN/logs"
+    CLEANUP_ARMED=1
+    cp -a "$IMAGE_DIR/rootfs" "$LAB_ROOT"
+    install_redwarden "$arch" "$LAB_ROOT"
+    phase_done "copy + install"
+
+    phase "boot $arch/$flavour ($LAB_NAME)"
+    boot_ct
+    phase_done "boot"
+    log "Node.js $(in_ct node --version), Node-RED $(http GET /settings 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("version","?"))' 2>/dev/null || echo '? (admin API locked)')"
+
+    case "$mode" in
+    serve)
+        if [[ -x "$LAB_ROOT/usr/local/bin/redwarden" ]]; then
+            phase "serve: redwarden apply"
+            in_ct redwarden apply || log "redwarden apply exited $?"
+            wait_nodered
+            phase_done "apply"
+        else
+            log "serve: no redwarden binary, serving stock Node-RED"
+        fi
+        echo "Node-RED: $NR_URL/"
+        echo "shell inside: nsenter -t $(lab_state_load; echo "$LAB_LEADER") -m -u -i -n -p -C -r -w bash"
+        echo "Ctrl-C to stop."
+        while lab_state_load && pid_alive "$LAB_NSPAWN_PID"; do sleep 2; done
+        ;;
+    shell)
+        echo "Node-RED: $NR_URL/ -- exit the shell to stop the lab"
+        in_ct /bin/bash -l || true
+        ;;
+    test)
+        phase "scenarios $arch/$flavour"
+        run_scenarios "$tag"
+        phase_done "scenarios"
+        ;;
+    esac
+    phase "teardown $arch/$flavour"
+    cleanup || true
+    phase_done "teardown"
+}
+
+# ---------------------------------------------------------------- main
+phase "host dependencies"
+ensure_deps
+mkdir -p "$CACHE/runs"
+phase_done "host dependencies"
+select_scenarios
+log "lab: arch ${ARCHS[*]}, flavour ${FLAVOURS[*]}, mode $mode, scenarios: $(for f in "${SCENARIOS[@]}"; do basename "$f" .sh; done | tr '\n' ' ')"
+for a in "${ARCHS[@]}"; do
+    for f in "${FLAVOURS[@]}"; do
+        lab_one "$a" "$f"
+    done
+done
+log "total: $(elapsed "$T_START")"
+if [[ "$mode" == test && $build_only -eq 0 ]]; then
+    if ((N_SKIP)); then
+        echo "$N_PASS passed, $N_FAIL failed, $N_SKIP skipped"
+    else
+        echo "$N_PASS passed, $N_FAIL failed"
+    fi
+    ((N_FAIL == 0)) || exit 1
+fi
+exit 0
