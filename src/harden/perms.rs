@@ -214,7 +214,7 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
                             .user_dir
                             .join(u.path.strip_prefix(&host_dir).unwrap_or(&u.path)),
                     ),
-                    reason: format!("{} (run as root to inspect)", u.reason.desc()),
+                    reason: format!("{} (run as root to inspect)", u.reason),
                 }
             }));
         }

@@ -434,7 +434,7 @@ impl AccountDb {
                 Ok(Some((host, text))) => Ok(Some(Table::<ShadowEntry>::parse(&text, &host)?)),
                 Ok(None) => Ok(None),
                 Err(AccountsError::Fs(super::fs::FsError::Io {
-                    source: nix::errno::Errno::EACCES,
+                    source: rustix::io::Errno::ACCESS,
                     ..
                 })) => {
                     shadow_unreadable = Some(format!(

@@ -3,10 +3,16 @@
 //! Directories are descended with O_NOFOLLOW, entries are stat'ed without following links, and a
 //! change is made through a handle whose inode is checked against what was observed.
 
-use nix::errno::Errno;
-use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
-use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
-use nix::unistd::{fchown, fsync, unlinkat, Gid, Uid, UnlinkatFlags};
+//!
+//! Built on rustix rather than nix/libc: rustix always uses the 64-bit stat and getdents calls,
+//! where libc's plain ones fail with EOVERFLOW on 32-bit ARM (armv7 Pi OS) for large inode
+//! numbers and directory offsets.
+
+use rustix::fs::{
+    fchmod, fchown, fstat, fsync, mkdirat, openat, statat, unlinkat, AtFlags, FileType, Gid, Mode,
+    OFlags, Stat, Uid, CWD,
+};
+use rustix::io::Errno;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -67,13 +73,12 @@ pub struct Meta {
     pub ino: u64,
 }
 
-impl From<&FileStat> for Meta {
-    fn from(st: &FileStat) -> Self {
-        let format = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        let kind = match format {
-            SFlag::S_IFREG => Kind::File,
-            SFlag::S_IFDIR => Kind::Dir,
-            SFlag::S_IFLNK => Kind::Symlink,
+impl From<&Stat> for Meta {
+    fn from(st: &Stat) -> Self {
+        let kind = match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
             _ => Kind::Other,
         };
         Self {
@@ -86,11 +91,15 @@ impl From<&FileStat> for Meta {
     }
 }
 
+fn mode(bits: u32) -> Mode {
+    Mode::from_raw_mode(bits)
+}
+
 /// Stats a path without following a final symlink. `Ok(None)` when it does not exist.
 pub fn lstat(path: &Path) -> Result<Option<Meta>, FsError> {
-    match fstatat(AT_FDCWD, path, AtFlags::AT_SYMLINK_NOFOLLOW) {
+    match statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(Meta::from(&st))),
-        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),
+        Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
         Err(e) => Err(io("stat", path)(e)),
     }
 }
@@ -112,11 +121,11 @@ pub struct Unreadable {
     pub reason: Errno,
 }
 
-fn open_dir_nofollow(dirfd: impl AsFd, name: &Path) -> nix::Result<OwnedFd> {
+fn open_dir_nofollow(dirfd: impl AsFd, name: &Path) -> Result<OwnedFd, Errno> {
     openat(
         dirfd,
         name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
 }
@@ -124,8 +133,8 @@ fn open_dir_nofollow(dirfd: impl AsFd, name: &Path) -> nix::Result<OwnedFd> {
 /// Walks the tree under `top` (itself not reported) without following any symlink, calling
 /// `visit` for each entry. Folders that cannot be read are returned, not fatal.
 pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>, FsError> {
-    let top_fd = open_dir_nofollow(AT_FDCWD, top).map_err(|e| match e {
-        Errno::ELOOP => FsError::Symlink {
+    let top_fd = open_dir_nofollow(CWD, top).map_err(|e| match e {
+        Errno::LOOP => FsError::Symlink {
             op: "walk",
             path: top.to_path_buf(),
         },
@@ -146,9 +155,9 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
         };
         for name in names {
             let rel = rel_dir.join(&name);
-            let st = match fstatat(&fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            let st = match statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
-                Err(Errno::ENOENT) => continue, // removed while walking
+                Err(Errno::NOENT) => continue, // removed while walking
                 Err(reason) => {
                     unreadable.push(Unreadable {
                         path: top.join(&rel),
@@ -159,9 +168,9 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
             };
             let meta = Meta::from(&st);
             let link = match meta.kind {
-                Kind::Symlink => nix::fcntl::readlinkat(&fd, name.as_os_str())
+                Kind::Symlink => rustix::fs::readlinkat(&fd, name.as_os_str(), Vec::new())
                     .ok()
-                    .map(PathBuf::from),
+                    .map(|target| PathBuf::from(OsStr::from_bytes(target.as_bytes()))),
                 _ => None,
             };
             let entry = Entry { rel, meta, link };
@@ -169,7 +178,7 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
             if entry.meta.kind == Kind::Dir {
                 match open_dir_nofollow(&fd, Path::new(&name)) {
                     Ok(child) => stack.push((child, entry.rel)),
-                    Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => {}
+                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {}
                     Err(reason) => unreadable.push(Unreadable {
                         path: top.join(&entry.rel),
                         reason,
@@ -182,10 +191,9 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
 }
 
 fn read_names(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
-    let dup = fd.try_clone().map_err(errno_of)?;
-    let mut dir = nix::dir::Dir::from_fd(dup)?;
+    let dir = rustix::fs::Dir::read_from(fd)?;
     let mut names = Vec::new();
-    for entry in dir.iter() {
+    for entry in dir {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
@@ -196,15 +204,15 @@ fn read_names(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
 }
 
 fn errno_of(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32))
+    Errno::from_io_error(&e).unwrap_or(Errno::IO)
 }
 
 /// Opens `rel` below the folder `top` one component at a time, never following a symlink, and
 /// checks that the final inode is the one that was observed.
 fn open_beneath(top: &Path, rel: &Path, expected_ino: u64) -> Result<OwnedFd, FsError> {
     let full = top.join(rel);
-    let mut fd = open_dir_nofollow(AT_FDCWD, top).map_err(|e| match e {
-        Errno::ELOOP => FsError::Symlink {
+    let mut fd = open_dir_nofollow(CWD, top).map_err(|e| match e {
+        Errno::LOOP => FsError::Symlink {
             op: "open",
             path: top.to_path_buf(),
         },
@@ -220,15 +228,15 @@ fn open_beneath(top: &Path, rel: &Path, expected_ino: u64) -> Result<OwnedFd, Fs
     for (index, name) in components.iter().enumerate() {
         let last = index + 1 == components.len();
         let flags = if last {
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY
         } else {
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW
         };
-        fd = match openat(&fd, *name, flags | OFlag::O_CLOEXEC, Mode::empty()) {
+        fd = match openat(&fd, *name, flags | OFlags::CLOEXEC, Mode::empty()) {
             Ok(next) => next,
             // O_NOFOLLOW meets a link as ELOOP, O_DIRECTORY as ENOTDIR: tell which it was.
-            Err(e @ (Errno::ELOOP | Errno::ENOTDIR)) => {
-                let is_link = fstatat(&fd, *name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
+                let is_link = statat(&fd, *name, AtFlags::SYMLINK_NOFOLLOW)
                     .is_ok_and(|st| Meta::from(&st).kind == Kind::Symlink);
                 return Err(if is_link {
                     FsError::Symlink {
@@ -273,7 +281,7 @@ pub fn fix_entry(
             .map_err(io("chown", &full))?;
     }
     if let Some(mode) = mode {
-        fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io("chmod", &full))?;
+        fchmod(&fd, self::mode(mode)).map_err(io("chmod", &full))?;
     }
     Ok(())
 }
@@ -286,20 +294,20 @@ pub fn create_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), FsEr
         }
     }
     let (parent, name) = split(path)?;
-    let parent_fd = open_dir_nofollow(AT_FDCWD, parent).map_err(io("open folder", parent))?;
-    match mkdirat(&parent_fd, name, Mode::from_bits_truncate(0o700)) {
-        Ok(()) | Err(Errno::EEXIST) => {}
+    let parent_fd = open_dir_nofollow(CWD, parent).map_err(io("open folder", parent))?;
+    match mkdirat(&parent_fd, name, self::mode(0o700)) {
+        Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(io("create folder", path)(e)),
     }
     let fd = open_dir_nofollow(&parent_fd, Path::new(name)).map_err(|e| match e {
-        Errno::ELOOP | Errno::ENOTDIR => FsError::Symlink {
+        Errno::LOOP | Errno::NOTDIR => FsError::Symlink {
             op: "create folder",
             path: path.to_path_buf(),
         },
         e => io("open folder", path)(e),
     })?;
     chown_if_needed(&fd, path, uid, gid)?;
-    fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(io("chmod", path))?;
+    fchmod(&fd, self::mode(mode)).map_err(io("chmod", path))?;
     Ok(())
 }
 
@@ -318,7 +326,7 @@ fn split(path: &Path) -> Result<(&Path, &OsStr), FsError> {
         _ => Err(FsError::Io {
             op: "split",
             path: path.to_path_buf(),
-            source: Errno::EINVAL,
+            source: Errno::INVAL,
         }),
     }
 }
@@ -343,9 +351,9 @@ pub fn write_file(
     gid: u32,
 ) -> Result<Written, FsError> {
     let (parent, name) = split(path)?;
-    let parent_fd = open_dir_nofollow(AT_FDCWD, parent).map_err(io("open folder", parent))?;
+    let parent_fd = open_dir_nofollow(CWD, parent).map_err(io("open folder", parent))?;
     let parent_meta = Meta::from(&fstat(&parent_fd).map_err(io("stat", parent))?);
-    let euid = nix::unistd::geteuid().as_raw();
+    let euid = rustix::process::geteuid().as_raw();
     let writable_by_others = parent_meta.mode & 0o022 != 0;
     if writable_by_others || (parent_meta.uid != 0 && parent_meta.uid != euid) {
         return Err(FsError::UnsafeParent {
@@ -354,7 +362,7 @@ pub fn write_file(
             uid: parent_meta.uid,
         });
     }
-    match fstatat(&parent_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+    match statat(&parent_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => {
             let meta = Meta::from(&st);
             match meta.kind {
@@ -380,7 +388,7 @@ pub fn write_file(
                 }
             }
         }
-        Err(Errno::ENOENT) => {}
+        Err(Errno::NOENT) => {}
         Err(e) => return Err(io("stat", path)(e)),
     }
 
@@ -388,13 +396,13 @@ pub fn write_file(
     let temp = openat(
         &parent_fd,
         temp_name.as_c_str(),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(mode & 0o777),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        self::mode(mode & 0o777),
     )
     .map_err(io("create", path))?;
     let result = (|| {
         chown_if_needed(&temp, path, uid, gid)?;
-        fchmod(&temp, Mode::from_bits_truncate(mode)).map_err(io("chmod", path))?;
+        fchmod(&temp, self::mode(mode)).map_err(io("chmod", path))?;
         let mut file = std::fs::File::from(
             temp.try_clone()
                 .map_err(|e| io("write", path)(errno_of(e)))?,
@@ -402,13 +410,13 @@ pub fn write_file(
         file.write_all(contents)
             .map_err(|e| io("write", path)(errno_of(e)))?;
         fsync(&temp).map_err(io("fsync", path))?;
-        nix::fcntl::renameat(&parent_fd, temp_name.as_c_str(), &parent_fd, name)
+        rustix::fs::renameat(&parent_fd, temp_name.as_c_str(), &parent_fd, name)
             .map_err(io("rename", path))?;
         fsync(&parent_fd).map_err(io("fsync", parent))?;
         Ok(Written::Changed)
     })();
     if result.is_err() {
-        let _ = unlinkat(&parent_fd, temp_name.as_c_str(), UnlinkatFlags::NoRemoveDir);
+        let _ = unlinkat(&parent_fd, temp_name.as_c_str(), AtFlags::empty());
     }
     result
 }
@@ -430,7 +438,7 @@ fn same_contents(parent_fd: &OwnedFd, name: &OsStr, contents: &[u8]) -> bool {
     let Ok(fd) = openat(
         parent_fd,
         name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     ) else {
         return false;
@@ -443,9 +451,9 @@ fn same_contents(parent_fd: &OwnedFd, name: &OsStr, contents: &[u8]) -> bool {
 /// Reads a file that must not be a symlink planted by a less privileged user.
 pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
     match openat(
-        AT_FDCWD,
+        CWD,
         path,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
         Mode::empty(),
     ) {
         Ok(fd) => {
@@ -456,8 +464,8 @@ pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
                 .map_err(|e| io("read", path)(errno_of(e)))?;
             Ok(Some(out))
         }
-        Err(Errno::ENOENT) => Ok(None),
-        Err(Errno::ELOOP) => Err(FsError::Symlink {
+        Err(Errno::NOENT) => Ok(None),
+        Err(Errno::LOOP) => Err(FsError::Symlink {
             op: "read",
             path: path.to_path_buf(),
         }),
@@ -474,20 +482,14 @@ pub struct AccountsLock {
 impl AccountsLock {
     pub fn acquire(lock_path: &Path) -> Result<Self, FsError> {
         let fd = openat(
-            AT_FDCWD,
+            CWD,
             lock_path,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            self::mode(0o600),
         )
         .map_err(io("open lock", lock_path))?;
-        let lock = nix::libc::flock {
-            l_type: nix::libc::F_WRLCK as i16,
-            l_whence: nix::libc::SEEK_SET as i16,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
-        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETLKW(&lock))
+        // A whole-file F_SETLKW write lock, as lckpwdf(3) takes it.
+        rustix::fs::fcntl_lock(&fd, rustix::fs::FlockOperation::LockExclusive)
             .map_err(io("lock", lock_path))?;
         Ok(Self { _fd: fd })
     }
@@ -508,8 +510,8 @@ mod tests {
 
     fn me() -> (u32, u32) {
         (
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
         )
     }
 
@@ -568,7 +570,7 @@ mod tests {
 
         let mut seen = Vec::new();
         let unreadable = walk(&top, |e| seen.push((e.rel.clone(), e.meta.kind))).unwrap();
-        assert!(unreadable.is_empty());
+        assert!(unreadable.is_empty(), "{unreadable:?}");
         seen.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             seen,

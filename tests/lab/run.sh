@@ -403,7 +403,21 @@ lab_one() {
     export NR_URL=${NR_URL_OVERRIDE:-http://$LAB_CT_IP:1880}
     mkdir -p "$LAB_RUN/logs"
     CLEANUP_ARMED=1
-    cp -a "$IMAGE_DIR/rootfs" "$LAB_ROOT"
+    # a fresh copy of the image: an overlay (instant) unless --keep or
+    # LAB_COPY=cp asks for a standalone copy; the cached image stays pristine
+    local copy=${LAB_COPY:-overlay}
+    ((keep)) && copy="cp"
+    if [[ "$copy" == overlay ]]; then
+        mkdir -p "$LAB_RUN/upper" "$LAB_RUN/work" "$LAB_ROOT"
+        if ! mount -t overlay overlay \
+            -o "lowerdir=$IMAGE_DIR/rootfs,upperdir=$LAB_RUN/upper,workdir=$LAB_RUN/work" "$LAB_ROOT"; then
+            log "overlay mount failed: falling back to cp -a"
+            rmdir "$LAB_ROOT"
+            copy="cp"
+        fi
+    fi
+    [[ "$copy" == cp ]] && cp -a "$IMAGE_DIR/rootfs" "$LAB_ROOT"
+    log "run copy: $copy"
     install_redwarden "$arch" "$LAB_ROOT"
     phase_done "copy + install"
 

@@ -14,6 +14,8 @@ in_ct id -nG pi | grep -qw sudo || fail "pi not in sudo group"
 unit=/lib/systemd/system/nodered.service
 # shellcheck disable=SC2016
 grep -qx 'ExecStart=/usr/bin/env node-red-pi $NODE_OPTIONS -- $NODE_RED_OPTIONS' "$LAB_ROOT$unit" || fail "installer unit ExecStart"
+cmp -s "$LAB_DIR/nodered.service" "$LAB_ROOT$unit" || fail "nodered.service differs from the installer's (tests/lab/nodered.service)"
+assert_eq 0022 "$(in_ct systemctl show -P UMask nodered.service)" "nodered.service UMask"
 assert_eq enabled "$(in_ct systemctl is-enabled nodered.service)" "nodered.service enabled"
 assert_eq active "$(in_ct systemctl is-active nodered.service)" "nodered.service active"
 
