@@ -291,6 +291,21 @@ impl Config {
                 message: e.message().trim_end().to_string(),
             }
         })?;
+        for (key, name) in [
+            ("user", &config.service.user),
+            ("group", config.service.group()),
+        ] {
+            if name.as_str() == "root" {
+                let offset = text.find(&format!("{key} =")).unwrap_or(0);
+                let (line, column) = line_column(text, offset);
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("service.{key} must not be root: Node-RED runs arbitrary code, so it needs an unprivileged account of its own"),
+                });
+            }
+        }
         if config.version != 1 {
             let offset = text.find("version").unwrap_or(0);
             let (line, column) = line_column(text, offset);

@@ -120,7 +120,13 @@ fn run(cli: &Cli) -> u8 {
                 eprintln!("redwarden: apply changes accounts and file owners: run it as root (or use --root on an image folder you own)");
                 return EXIT_FAILURE;
             }
-            ("apply", harden::apply(&root, &config))
+            let result = harden::apply(&root, &config).map_err(|failure| {
+                for change in &failure.changes {
+                    eprintln!("redwarden: changed before the failure: {change}");
+                }
+                failure.error
+            });
+            ("apply", result)
         }
     };
     match result {

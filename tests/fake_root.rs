@@ -56,7 +56,7 @@ fn bad_configs_exit_78_naming_file_line_and_column_and_change_nothing() {
                 stderr(&out)
             );
         }
-        assert_eq!(before, tree_digest(&root), "a bad config changed the tree");
+        assert_unchanged(&before, &root, "a bad config");
     }
 }
 
@@ -132,7 +132,7 @@ fn a_malformed_passwd_is_a_clear_failure_that_changes_nothing() {
         );
         assert!(stderr(&out).contains(&want), "{command}: {}", stderr(&out));
     }
-    assert_eq!(before, tree_digest(dir.path()));
+    assert_unchanged(&before, dir.path(), "a malformed passwd");
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn check_on_the_installer_state_reports_the_known_problems_and_changes_nothing()
         .expect("flows_cred.json is reported under its path in the image");
     assert_eq!(cred["severity"], "high");
     assert_eq!(cred["fixable"], true);
-    assert_eq!(before, tree_digest(dir.path()), "check changed the tree");
+    assert_unchanged(&before, dir.path(), "check");
 }
 
 #[test]
@@ -203,4 +203,28 @@ fn unprivileged_check_of_the_live_system_works_and_says_what_it_skipped() {
     let report = json(&out);
     assert!(report["findings"].is_array() && report["uninspected"].is_array());
     assert_eq!(report["root"], "/");
+}
+
+#[test]
+fn apply_refuses_an_etc_that_others_can_write_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    installer_state(dir.path());
+    std::fs::set_permissions(
+        dir.path().join("etc"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let before = tree_digest(dir.path());
+    let out = run_on(dir.path(), &["apply"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let want = format!(
+        "{}: the folder is writable by group or others",
+        dir.path().canonicalize().unwrap().join("etc").display()
+    );
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+    assert_eq!(
+        before,
+        tree_digest(dir.path()),
+        "a refused apply left changes behind"
+    );
 }

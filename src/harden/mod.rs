@@ -93,19 +93,35 @@ pub fn check(root: &Root, config: &Config) -> Result<Report, crate::Error> {
     })
 }
 
-/// Applies every step in order, then checks again. Stops at the first failed action: the
-/// changes made before it are logged, each on its own.
-pub fn apply(root: &Root, config: &Config) -> Result<Report, crate::Error> {
+/// An apply that stopped at a failed action, with the changes made before it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ApplyFailure {
+    pub changes: Vec<String>,
+    #[source]
+    pub error: crate::Error,
+}
+
+/// Applies every step in order, then checks again. Stops at the first failed action and returns
+/// the changes made before it, so the caller can say exactly what was done.
+pub fn apply(root: &Root, config: &Config) -> Result<Report, ApplyFailure> {
     let mut changes = Vec::new();
-    for step in STEPS {
-        let plan = step.plan(root, config)?;
-        for action in &plan.actions {
-            action.apply(root)?;
-            tracing::info!(step = step.name(), action = %action, "changed");
-            changes.push(action.to_string());
+    let result = (|| {
+        for step in STEPS {
+            let plan = step.plan(root, config)?;
+            for action in &plan.actions {
+                action.apply(root)?;
+                tracing::info!(step = step.name(), action = %action, "changed");
+                changes.push(action.to_string());
+            }
         }
+        check(root, config)
+    })();
+    match result {
+        Ok(mut report) => {
+            report.changes = changes;
+            Ok(report)
+        }
+        Err(error) => Err(ApplyFailure { changes, error }),
     }
-    let mut report = check(root, config)?;
-    report.changes = changes;
-    Ok(report)
 }

@@ -205,7 +205,14 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         let top = fs::lstat(&host_dir)?;
         let mut entries = Vec::new();
         if top.as_ref().is_some_and(|m| m.kind == Kind::Dir) {
-            let unreadable = fs::walk(&host_dir, |e| entries.push(e.clone()))?;
+            let unreadable = match fs::walk(&host_dir, |e| entries.push(e.clone())) {
+                Ok(unreadable) => unreadable,
+                Err(e) if e.is_permission_denied() => vec![fs::Unreadable {
+                    path: host_dir.clone(),
+                    reason: rustix::io::Errno::ACCESS,
+                }],
+                Err(e) => return Err(e.into()),
+            };
             uninspected.extend(unreadable.into_iter().map(|u| {
                 Uninspected {
                     what: "folder contents".into(),
@@ -297,7 +304,7 @@ fn plan_install(observed: &ObservedInstall, plan: &mut Plan) {
             plan.findings.push(Finding {
                 id: "perms.userdir-missing",
                 severity: Severity::Medium,
-                message: format!("the userDir {} does not exist", user_dir.display()),
+                message: "the userDir does not exist".into(),
                 path: Some(user_dir.clone()),
                 fixable: true,
             });
@@ -317,7 +324,7 @@ fn plan_install(observed: &ObservedInstall, plan: &mut Plan) {
             plan.findings.push(Finding {
                 id: "perms.userdir-symlink",
                 severity: Severity::Critical,
-                message: format!("the userDir {} is a symbolic link; redwarden will not follow it: make it a real folder", user_dir.display()),
+                message: "the userDir is a symbolic link; redwarden will not follow it: make it a real folder".into(),
                 path: Some(user_dir.clone()),
                 fixable: false,
             });
@@ -327,7 +334,7 @@ fn plan_install(observed: &ObservedInstall, plan: &mut Plan) {
             plan.findings.push(Finding {
                 id: "perms.userdir-not-a-folder",
                 severity: Severity::Critical,
-                message: format!("the userDir {} is not a folder", user_dir.display()),
+                message: "the userDir is not a folder".into(),
                 path: Some(user_dir.clone()),
                 fixable: false,
             });
@@ -568,7 +575,7 @@ pub fn apply(root: &Root, change: &FileChange) -> Result<(), crate::Error> {
             uid,
             gid,
         } => {
-            fs::create_dir(&root.join(path)?, *mode, *uid, *gid)?;
+            fs::create_dir(&root.resolve_parent(path)?, *mode, *uid, *gid)?;
         }
         FileChange::Fix {
             top,
@@ -578,7 +585,7 @@ pub fn apply(root: &Root, change: &FileChange) -> Result<(), crate::Error> {
             mode,
             ..
         } => {
-            fs::fix_entry(&root.resolve(top)?, rel, *ino, *owner, *mode)?;
+            fs::fix_entry(&root.resolve_parent(top)?, rel, *ino, *owner, *mode)?;
         }
     }
     Ok(())

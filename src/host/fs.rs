@@ -41,6 +41,19 @@ pub enum FsError {
     UnsafeParent { path: PathBuf, mode: u32, uid: u32 },
 }
 
+impl FsError {
+    /// Unprivileged runs meet these; they are reported as not inspected, not as failures.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(
+            self,
+            Self::Io {
+                source: Errno::ACCESS | Errno::PERM,
+                ..
+            }
+        )
+    }
+}
+
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> FsError + 'a {
     move |source| FsError::Io {
         op,
@@ -331,6 +344,22 @@ fn split(path: &Path) -> Result<(&Path, &OsStr), FsError> {
     }
 }
 
+/// Opens a folder that system files may be written into: owned by root (or by whoever runs
+/// redwarden, for image folders they own) and writable by nobody else, as sudo-rs checks.
+fn open_trusted_folder(folder: &Path) -> Result<OwnedFd, FsError> {
+    let fd = open_dir_nofollow(CWD, folder).map_err(io("open folder", folder))?;
+    let meta = Meta::from(&fstat(&fd).map_err(io("stat", folder))?);
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.mode & 0o022 != 0 || (meta.uid != 0 && meta.uid != euid) {
+        return Err(FsError::UnsafeParent {
+            path: folder.to_path_buf(),
+            mode: meta.mode,
+            uid: meta.uid,
+        });
+    }
+    Ok(fd)
+}
+
 /// The outcome of a write: whether the file on disk changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -351,17 +380,7 @@ pub fn write_file(
     gid: u32,
 ) -> Result<Written, FsError> {
     let (parent, name) = split(path)?;
-    let parent_fd = open_dir_nofollow(CWD, parent).map_err(io("open folder", parent))?;
-    let parent_meta = Meta::from(&fstat(&parent_fd).map_err(io("stat", parent))?);
-    let euid = rustix::process::geteuid().as_raw();
-    let writable_by_others = parent_meta.mode & 0o022 != 0;
-    if writable_by_others || (parent_meta.uid != 0 && parent_meta.uid != euid) {
-        return Err(FsError::UnsafeParent {
-            path: parent.to_path_buf(),
-            mode: parent_meta.mode,
-            uid: parent_meta.uid,
-        });
-    }
+    let parent_fd = open_trusted_folder(parent)?;
     match statat(&parent_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => {
             let meta = Meta::from(&st);
@@ -481,9 +500,10 @@ pub struct AccountsLock {
 
 impl AccountsLock {
     pub fn acquire(lock_path: &Path) -> Result<Self, FsError> {
+        let (folder, name) = split(lock_path)?;
         let fd = openat(
-            CWD,
-            lock_path,
+            open_trusted_folder(folder)?,
+            name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             self::mode(0o600),
         )

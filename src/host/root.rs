@@ -65,6 +65,17 @@ impl Root {
         Ok(self.dir.join(relative))
     }
 
+    /// The host path of a system path whose parent folders are resolved inside the root but whose
+    /// last component is kept as it is: for paths redwarden opens with O_NOFOLLOW, such as the
+    /// userDir, which Node-RED's user could replace with a link.
+    pub fn resolve_parent(&self, path: &Path) -> Result<PathBuf, RootError> {
+        Self::check_clean(path)?;
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => Ok(self.resolve(parent)?.join(name)),
+            _ => Ok(self.dir.clone()),
+        }
+    }
+
     /// The host path of a system path with every symlink resolved inside the root, as a process
     /// chrooted there would see it. A missing tail is kept as written, so a file that does not
     /// exist yet still gets its final host path.

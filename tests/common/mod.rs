@@ -228,6 +228,18 @@ pub fn tree_digest(root: &Path) -> String {
     lines.join("\n")
 }
 
+/// Asserts that a tree is as `before` (a [`tree_digest`]), naming only the lines that differ.
+pub fn assert_unchanged(before: &str, root: &Path, what: &str) {
+    let after = tree_digest(root);
+    if before != after {
+        let old: std::collections::BTreeSet<&str> = before.lines().collect();
+        let new: std::collections::BTreeSet<&str> = after.lines().collect();
+        let gone: Vec<_> = old.difference(&new).collect();
+        let added: Vec<_> = new.difference(&old).collect();
+        panic!("{what} changed the tree:\n- {gone:#?}\n+ {added:#?}");
+    }
+}
+
 pub fn mode_owner(path: &Path) -> (u32, u32, u32) {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::symlink_metadata(path).unwrap();
