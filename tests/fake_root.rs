@@ -222,9 +222,5 @@ fn apply_refuses_an_etc_that_others_can_write_and_changes_nothing() {
         dir.path().canonicalize().unwrap().join("etc").display()
     );
     assert!(stderr(&out).contains(&want), "{}", stderr(&out));
-    assert_eq!(
-        before,
-        tree_digest(dir.path()),
-        "a refused apply left changes behind"
-    );
+    assert_unchanged(&before, dir.path(), "a refused apply");
 }
