@@ -428,25 +428,25 @@ impl AccountDb {
                     .join(std::path::Path::new(paths::GROUP))
                     .unwrap_or_default(),
             })?;
-        let mut shadow_unreadable = None;
-        let mut optional = |path: &str| -> Result<Option<Table<ShadowEntry>>, AccountsError> {
-            match read_text(root, path) {
-                Ok(Some((host, text))) => Ok(Some(Table::<ShadowEntry>::parse(&text, &host)?)),
-                Ok(None) => Ok(None),
-                Err(AccountsError::Fs(super::fs::FsError::Io {
-                    source: rustix::io::Errno::ACCESS,
-                    ..
-                })) => {
-                    shadow_unreadable = Some(format!(
-                        "{path}: permission denied (run as root to inspect)"
-                    ));
-                    Ok(None)
+        // Unprivileged runs cannot read shadow files: that is a gap to report, not a failure.
+        let optional =
+            |path: &str| -> Result<Result<Option<Table<ShadowEntry>>, String>, AccountsError> {
+                match read_text(root, path) {
+                    Ok(Some((host, text))) => {
+                        Ok(Ok(Some(Table::<ShadowEntry>::parse(&text, &host)?)))
+                    }
+                    Ok(None) => Ok(Ok(None)),
+                    Err(AccountsError::Fs(e)) if e.is_permission_denied() => {
+                        Ok(Err("permission denied (run as root to inspect)".to_string()))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            }
+            };
+        let (shadow, shadow_unreadable) = match optional(paths::SHADOW)? {
+            Ok(table) => (table, None),
+            Err(reason) => (None, Some(reason)),
         };
-        let shadow = optional(paths::SHADOW)?;
-        let gshadow = optional(paths::GSHADOW)?;
+        let gshadow = optional(paths::GSHADOW)?.unwrap_or(None);
         let ranges = read_text(root, paths::LOGIN_DEFS)?
             .map(|(_, text)| IdRanges::parse_login_defs(&text))
             .unwrap_or_default();

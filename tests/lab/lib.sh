@@ -258,19 +258,25 @@ boot_ct() {
 }
 
 # wait_ct: until the container's systemd reports running (or degraded).
+# Early in boot (slow under qemu) systemctl cannot reach systemd yet: retry.
 wait_ct() {
-    local t0 st
+    local t0 st left deadline
     t0=$(now)
-    st=$(timeout "${LAB_BOOT_TIMEOUT:-240}" nsenter -t "$LAB_LEADER" -m -u -i -n -p -C -r -w -- \
-        /usr/bin/env -i PATH="$LAB_CT_PATH" systemctl is-system-running --wait 2>&1) || true
-    case "$st" in
-    running) ;;
-    degraded)
+    deadline=$((SECONDS + ${LAB_BOOT_TIMEOUT:-240}))
+    while :; do
+        left=$((deadline - SECONDS))
+        ((left > 0)) || { tail -n 40 "$LAB_RUN/logs/console.log" >&2; die "container systemd not up after ${LAB_BOOT_TIMEOUT:-240}s: '$st'"; }
+        st=$(timeout "$left" nsenter -t "$LAB_LEADER" -m -u -i -n -p -C -r -w -- \
+            /usr/bin/env -i PATH="$LAB_CT_PATH" systemctl is-system-running --wait 2>&1) || true
+        case "$st" in
+        running | degraded) break ;;
+        *) sleep 0.5 ;;
+        esac
+    done
+    if [[ "$st" == degraded ]]; then
         log "container systemd is degraded; failed units:"
         in_ct systemctl --failed --no-legend --plain >&2 || true
-        ;;
-    *) tail -n 40 "$LAB_RUN/logs/console.log" >&2; die "container systemd not up: '$st'" ;;
-    esac
+    fi
     log "systemd in container: $st ($(elapsed "$t0"))"
 }
 
