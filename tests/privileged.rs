@@ -258,3 +258,63 @@ proptest! {
         prop_assert!(ids(&check).iter().all(|i| !i.starts_with("perms.")), "{}", check);
     }
 }
+
+#[test]
+fn unprivileged_check_reports_what_it_could_not_inspect() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = dir.path().join("image");
+    installer_state(&root);
+    std::fs::set_permissions(
+        root.join("home/pi/.node-red"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    // A copy nobody can execute wherever the checkout lives.
+    let bin = dir.path().join("redwarden");
+    std::fs::copy(env!("CARGO_BIN_EXE_redwarden"), &bin).unwrap();
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["--json", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let skipped: Vec<String> = report["uninspected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u["what"].as_str().unwrap(),
+                u["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for expected in [
+        "password lock state /etc/shadow",
+        "sudo rules /etc/sudoers",
+        "folder contents /home/pi/.node-red",
+    ] {
+        assert!(
+            skipped.iter().any(|s| s == expected),
+            "{expected} not in {skipped:?}"
+        );
+    }
+    // What it could read is still judged: the installer's unit runs Node-RED as pi.
+    assert!(ids(&report).contains(&"user.service-login-user".to_string()));
+}

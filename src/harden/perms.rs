@@ -208,7 +208,7 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
             let unreadable = match fs::walk(&host_dir, |e| entries.push(e.clone())) {
                 Ok(unreadable) => unreadable,
                 Err(e) if e.is_permission_denied() => vec![fs::Unreadable {
-                    path: host_dir.clone(),
+                    rel: PathBuf::new(),
                     reason: rustix::io::Errno::ACCESS,
                 }],
                 Err(e) => return Err(e.into()),
@@ -216,10 +216,13 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
             uninspected.extend(unreadable.into_iter().map(|u| {
                 Uninspected {
                     what: "folder contents".into(),
+                    // Joined by components, so the top itself gets no trailing slash.
                     path: Some(
                         install
                             .user_dir
-                            .join(u.path.strip_prefix(&host_dir).unwrap_or(&u.path)),
+                            .components()
+                            .chain(u.rel.components())
+                            .collect(),
                     ),
                     reason: format!("{} (run as root to inspect)", u.reason),
                 }

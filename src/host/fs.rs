@@ -130,7 +130,8 @@ pub struct Entry {
 /// What could not be read during a walk, so a report can say what it did not inspect.
 #[derive(Debug, Clone)]
 pub struct Unreadable {
-    pub path: PathBuf,
+    /// Relative to the walked top folder; empty for the top itself.
+    pub rel: PathBuf,
     pub reason: Errno,
 }
 
@@ -160,7 +161,7 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
             Ok(names) => names,
             Err(reason) => {
                 unreadable.push(Unreadable {
-                    path: top.join(&rel_dir),
+                    rel: rel_dir,
                     reason,
                 });
                 continue;
@@ -172,10 +173,7 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
                 Ok(st) => st,
                 Err(Errno::NOENT) => continue, // removed while walking
                 Err(reason) => {
-                    unreadable.push(Unreadable {
-                        path: top.join(&rel),
-                        reason,
-                    });
+                    unreadable.push(Unreadable { rel, reason });
                     continue;
                 }
             };
@@ -193,7 +191,7 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
                     Ok(child) => stack.push((child, entry.rel)),
                     Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {}
                     Err(reason) => unreadable.push(Unreadable {
-                        path: top.join(&entry.rel),
+                        rel: entry.rel,
                         reason,
                     }),
                 }
