@@ -49,6 +49,28 @@ pub struct Finding {
     pub fixable: bool,
 }
 
+impl Finding {
+    pub fn new(
+        id: &'static str,
+        severity: Severity,
+        message: impl Into<String>,
+        fixable: bool,
+    ) -> Self {
+        Self {
+            id,
+            severity,
+            message: message.into(),
+            path: None,
+            fixable,
+        }
+    }
+
+    pub fn at(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+}
+
 /// Something that could not be looked at (unprivileged run, unreadable file): the report says so
 /// instead of pretending it is fine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -276,22 +276,10 @@ pub fn plan(observed: &Observed) -> Plan {
         ..Plan::default()
     };
     if observed.binaries.nodered.is_none() {
-        plan.findings.push(Finding {
-            id: "install.nodered-missing",
-            severity: Severity::Medium,
-            message: "Node-RED (red.js) was not found in the global npm folders or the userDir; install it or set [nodered] install_dir".into(),
-            path: None,
-            fixable: false,
-        });
+        plan.findings.push(Finding::new("install.nodered-missing", Severity::Medium, "Node-RED (red.js) was not found in the global npm folders or the userDir; install it or set [nodered] install_dir", false));
     }
     if observed.binaries.node.is_none() {
-        plan.findings.push(Finding {
-            id: "install.node-missing",
-            severity: Severity::Medium,
-            message: "node was not found in /usr/bin or /usr/local/bin; install Node.js or set [nodered] node".into(),
-            path: None,
-            fixable: false,
-        });
+        plan.findings.push(Finding::new("install.node-missing", Severity::Medium, "node was not found in /usr/bin or /usr/local/bin; install Node.js or set [nodered] node", false));
     }
     for install in &observed.installs {
         plan_install(install, &mut plan);
@@ -304,13 +292,15 @@ fn plan_install(observed: &ObservedInstall, plan: &mut Plan) {
     let user_dir = &install.user_dir;
     match &observed.top {
         None if observed.configured => {
-            plan.findings.push(Finding {
-                id: "perms.userdir-missing",
-                severity: Severity::Medium,
-                message: "the userDir does not exist".into(),
-                path: Some(user_dir.clone()),
-                fixable: true,
-            });
+            plan.findings.push(
+                Finding::new(
+                    "perms.userdir-missing",
+                    Severity::Medium,
+                    "the userDir does not exist",
+                    true,
+                )
+                .at(user_dir.clone()),
+            );
             if let Some(owner) = observed.owner {
                 plan.actions
                     .push(super::Action::File(FileChange::CreateDir {
@@ -324,23 +314,19 @@ fn plan_install(observed: &ObservedInstall, plan: &mut Plan) {
         }
         None => return,
         Some(meta) if meta.kind == Kind::Symlink => {
-            plan.findings.push(Finding {
-                id: "perms.userdir-symlink",
-                severity: Severity::Critical,
-                message: "the userDir is a symbolic link; redwarden will not follow it: make it a real folder".into(),
-                path: Some(user_dir.clone()),
-                fixable: false,
-            });
+            plan.findings.push(Finding::new("perms.userdir-symlink", Severity::Critical, "the userDir is a symbolic link; redwarden will not follow it: make it a real folder", false).at(user_dir.clone()));
             return;
         }
         Some(meta) if meta.kind != Kind::Dir => {
-            plan.findings.push(Finding {
-                id: "perms.userdir-not-a-folder",
-                severity: Severity::Critical,
-                message: "the userDir is not a folder".into(),
-                path: Some(user_dir.clone()),
-                fixable: false,
-            });
+            plan.findings.push(
+                Finding::new(
+                    "perms.userdir-not-a-folder",
+                    Severity::Critical,
+                    "the userDir is not a folder",
+                    false,
+                )
+                .at(user_dir.clone()),
+            );
             return;
         }
         Some(_) => {}
@@ -385,13 +371,8 @@ fn judge(top: &Path, entry: &Entry, class: Class, owner: Option<Owner>, plan: &m
     let path = top.join(&entry.rel);
     let meta = &entry.meta;
     let mut found = |id: &'static str, severity: Severity, message: String, fixable: bool| {
-        plan.findings.push(Finding {
-            id,
-            severity,
-            message,
-            path: Some(path.clone()),
-            fixable,
-        });
+        plan.findings
+            .push(Finding::new(id, severity, message, fixable).at(path.clone()));
     };
     match meta.kind {
         Kind::Symlink => {
@@ -440,20 +421,39 @@ fn judge(top: &Path, entry: &Entry, class: Class, owner: Option<Owner>, plan: &m
                 );
             }
         }
-        Class::Settings => {
-            let root_owned = owner.map_or(meta.uid == 0, |o| (meta.uid, meta.gid) == (0, o.gid));
-            if meta.mode != 0o640 || !root_owned {
-                found(
+        Class::Settings | Class::TlsKey => {
+            // Root owns it and the service group reads it: Node-RED uses it, cannot rewrite it.
+            let (id, what, wanted, rule) = if class == Class::Settings {
+                (
                     "perms.settings-writable",
+                    "settings.js",
+                    0o640,
+                    "0640 root:<service group>, so Node-RED can read its policy but not rewrite it",
+                )
+            } else {
+                (
+                    "perms.tls-key-readable",
+                    "a TLS private key",
+                    meta.mode & 0o640,
+                    "at most 0640 root:<service group>",
+                )
+            };
+            let root_owned = owner.map_or(meta.uid == 0, |o| (meta.uid, meta.gid) == (0, o.gid));
+            mode = wanted;
+            if mode != meta.mode || !root_owned {
+                found(
+                    id,
                     Severity::High,
-                    format!("settings.js is {:04o} owned by {}:{}; it should be 0640 root:<service group>, so Node-RED can read its policy but not rewrite it", meta.mode, meta.uid, meta.gid),
+                    format!(
+                        "{what} is {:04o} owned by {}:{}; it should be {rule}",
+                        meta.mode, meta.uid, meta.gid
+                    ),
                     true,
                 );
             }
             if let Some(o) = owner.filter(|_| !root_owned) {
                 new_owner = Some((0, o.gid));
             }
-            mode = 0o640;
         }
         Class::Credentials => {
             if let Some(o) = owner.filter(|o| meta.uid != o.uid && meta.uid != 0) {
@@ -481,21 +481,6 @@ fn judge(top: &Path, entry: &Entry, class: Class, owner: Option<Owner>, plan: &m
                     ),
                     true,
                 );
-            }
-        }
-        Class::TlsKey => {
-            let root_owned = owner.map_or(meta.uid == 0, |o| (meta.uid, meta.gid) == (0, o.gid));
-            mode = meta.mode & 0o640;
-            if mode != meta.mode || !root_owned {
-                found(
-                    "perms.tls-key-readable",
-                    Severity::High,
-                    format!("a TLS private key is {:04o} owned by {}:{}; it should be at most 0640 root:<service group>", meta.mode, meta.uid, meta.gid),
-                    true,
-                );
-            }
-            if let Some(o) = owner.filter(|_| !root_owned) {
-                new_owner = Some((0, o.gid));
             }
         }
         Class::Other => {}

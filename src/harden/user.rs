@@ -323,16 +323,6 @@ fn is_login_shell(shell: &str) -> bool {
     !paths::NOLOGIN_SHELLS.contains(&shell)
 }
 
-fn finding(id: &'static str, severity: Severity, message: String, fixable: bool) -> Finding {
-    Finding {
-        id,
-        severity,
-        message,
-        path: None,
-        fixable,
-    }
-}
-
 pub fn plan(config: &Config, observed: &Observed) -> Plan {
     let mut plan = Plan {
         uninspected: observed.uninspected.clone(),
@@ -359,7 +349,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
         Some(group) => Some(group.gid),
         None => {
             let gid = accounts.free_system_id(None, accounts.ranges.sys_gid);
-            plan.findings.push(finding(
+            plan.findings.push(Finding::new(
                 "user.group-missing",
                 Severity::High,
                 format!("the service group {group_name} does not exist"),
@@ -388,7 +378,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
 
     let Some(user) = accounts.user(user_name) else {
         let uid = accounts.free_system_id(gid, accounts.ranges.sys_uid);
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.missing",
             Severity::High,
             format!("the dedicated service user {user_name} does not exist; Node-RED needs a user of its own"),
@@ -415,7 +405,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
     };
 
     if !accounts.ranges.is_system_uid(user.uid) {
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.not-system",
             Severity::High,
             format!(
@@ -426,7 +416,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
         ));
     }
     if is_login_shell(&user.shell) {
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.login-shell",
             Severity::High,
             format!("{user_name} has the login shell {}", user.shell),
@@ -438,7 +428,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
         }));
     }
     if Path::new(&user.home) != user_dir {
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.home",
             Severity::Medium,
             format!(
@@ -454,7 +444,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
         }));
     }
     if let Some(gid) = gid.filter(|&gid| gid != user.gid) {
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.primary-group",
             Severity::Medium,
             format!(
@@ -470,7 +460,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
             }));
     }
     if accounts.password_locked(user_name) == Some(false) {
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.password-usable",
             Severity::High,
             format!(
@@ -491,14 +481,14 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
             .by_name(name)
             .is_some_and(|g| is_privileged(g, sudoers));
         plan.findings.push(if privileged {
-            finding(
+            Finding::new(
                 "user.privileged-group",
                 Severity::Critical,
                 format!("{user_name} is in the privileged group {name}"),
                 true,
             )
         } else {
-            finding(
+            Finding::new(
                 "user.extra-group",
                 Severity::Medium,
                 format!(
@@ -509,7 +499,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
         });
     }
     for name in desired.difference(&current) {
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.hardware-group-missing",
             Severity::Low,
             format!("{user_name} is not in the configured hardware group {name}"),
@@ -530,7 +520,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
         .filter_map(|n| accounts.group.by_name(n))
         .collect();
     if sudoers.is_some_and(|s| s.grants(user, &kept)) {
-        plan.findings.push(finding(
+        plan.findings.push(Finding::new(
             "user.sudo-rights",
             Severity::Critical,
             format!("a sudoers rule grants {user_name} sudo rights; remove it from /etc/sudoers or /etc/sudoers.d"),
@@ -549,7 +539,6 @@ fn plan_unit_user(config: &Config, observed: &Observed, plan: &mut Plan) {
     if name == config.service.user.as_str() {
         return; // the service user's own checks above cover it
     }
-    let unit_path = Some(unit.path.clone());
     let adopt = "; `redwarden apply` does not move Node-RED to the dedicated user yet (adoption comes with the sandbox)";
     let entry = accounts.user(name).or_else(|| {
         name.parse()
@@ -557,29 +546,23 @@ fn plan_unit_user(config: &Config, observed: &Observed, plan: &mut Plan) {
             .and_then(|uid| accounts.passwd.by_uid(uid))
     });
     if name == "root" || entry.is_some_and(|e| e.uid == 0) {
-        plan.findings.push(Finding {
-            id: "user.service-root",
-            severity: Severity::Critical,
-            message: format!(
-                "Node-RED runs as root: every flow has full control of the device{adopt}"
-            ),
-            path: unit_path,
-            fixable: false,
-        });
+        plan.findings.push(
+            Finding::new(
+                "user.service-root",
+                Severity::Critical,
+                format!("Node-RED runs as root: every flow has full control of the device{adopt}"),
+                false,
+            )
+            .at(unit.path.clone()),
+        );
         return;
     }
     let Some(entry) = entry else { return };
     if is_login_shell(&entry.shell) {
-        plan.findings.push(Finding {
-            id: "user.service-login-user",
-            severity: Severity::Critical,
-            message: format!(
+        plan.findings.push(Finding::new("user.service-login-user", Severity::Critical, format!(
                 "Node-RED runs as the login user {name} (shell {}): a flow can read and change that person's files{adopt}",
                 entry.shell
-            ),
-            path: unit_path.clone(),
-            fixable: false,
-        });
+            ), false).at(unit.path.clone()));
     }
     let groups: Vec<&GroupEntry> = accounts
         .group
@@ -600,13 +583,7 @@ fn plan_unit_user(config: &Config, observed: &Observed, plan: &mut Plan) {
             Some(g) if !sudo_rule => format!("is in the group {}", g.name),
             _ => "has sudo rights in /etc/sudoers or /etc/sudoers.d".to_string(),
         };
-        plan.findings.push(Finding {
-            id: "user.service-sudo",
-            severity: Severity::Critical,
-            message: format!("Node-RED runs as {name}, who {how}: any flow (an exec node) can become root{adopt}"),
-            path: unit_path,
-            fixable: false,
-        });
+        plan.findings.push(Finding::new("user.service-sudo", Severity::Critical, format!("Node-RED runs as {name}, who {how}: any flow (an exec node) can become root{adopt}"), false).at(unit.path.clone()));
     }
 }
 
