@@ -107,28 +107,38 @@ impl Port {
     }
 }
 
-/// Groups that give access to hardware and nothing else. The service user may keep exactly
-/// these, when configured and present on the system.
+/// A kind of hardware Node-RED may use. Each opens exactly what its nodes need: a group for the
+/// service user, device nodes and socket families in the sandbox. None is enabled by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum HardwareGroup {
+pub enum Hardware {
+    /// GPIO pins (node-red-node-pi-gpio, rpi-lgpio): /dev/gpiochip*, /dev/gpiomem.
     Gpio,
-    Dialout,
+    /// Serial ports (node-red-node-serialport): /dev/ttyS*, ttyAMA*, ttyUSB*, ttyACM*.
+    Serial,
     I2c,
     Spi,
-    Video,
+    /// Cameras: video4linux, media controller and DMA heaps.
+    Camera,
+    /// Keyboards, mice and buttons under /dev/input.
     Input,
+    Bluetooth,
+    /// SocketCAN buses.
+    Can,
 }
 
-impl HardwareGroup {
-    pub fn group_name(self) -> &'static str {
+impl Hardware {
+    /// The group that owns the devices on Raspberry Pi OS and Debian (udev rules), if any.
+    pub fn group(self) -> Option<&'static str> {
         match self {
-            Self::Gpio => "gpio",
-            Self::Dialout => "dialout",
-            Self::I2c => "i2c",
-            Self::Spi => "spi",
-            Self::Video => "video",
-            Self::Input => "input",
+            Self::Gpio => Some("gpio"),
+            Self::Serial => Some("dialout"),
+            Self::I2c => Some("i2c"),
+            Self::Spi => Some("spi"),
+            Self::Camera => Some("video"),
+            Self::Input => Some("input"),
+            Self::Bluetooth => Some("bluetooth"),
+            Self::Can => None,
         }
     }
 }
@@ -150,9 +160,9 @@ pub struct Service {
     /// Its primary group; the same name as the user when not given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<UnixName>,
-    /// Hardware groups the user keeps (when they exist on the system); every other
-    /// supplementary group is removed.
-    pub hardware_groups: Vec<HardwareGroup>,
+    /// Hardware Node-RED may use: the user keeps the matching groups (when they exist), the
+    /// sandbox opens the matching devices; every other supplementary group is removed.
+    pub hardware: Vec<Hardware>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,7 +202,7 @@ impl Default for Service {
         Self {
             user: UnixName("nodered".into()),
             group: None,
-            hardware_groups: Vec::new(),
+            hardware: Vec::new(),
         }
     }
 }
@@ -383,7 +393,7 @@ mod tests {
             config.nodered.settings_path(),
             PathBuf::from("/var/lib/node-red/settings.js")
         );
-        assert!(config.service.hardware_groups.is_empty());
+        assert!(config.service.hardware.is_empty());
     }
 
     #[test]
@@ -391,11 +401,14 @@ mod tests {
         let uncommented: String = EXAMPLE
             .lines()
             .map(|l| {
+                let name = |s: &str| {
+                    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                };
                 let setting = |s: &&str| {
-                    s.starts_with('[')
-                        || s.split_once(" = ").is_some_and(|(key, _)| {
-                            key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                        })
+                    s.strip_prefix('[')
+                        .and_then(|t| t.strip_suffix(']'))
+                        .is_some_and(name)
+                        || s.split_once(" = ").is_some_and(|(key, _)| name(key))
                 };
                 l.strip_prefix("# ").filter(setting).unwrap_or(l)
             })
@@ -436,8 +449,8 @@ mod tests {
                 "/etc/redwarden/redwarden.toml:2:12: `/var/../etc` must be an absolute path",
             ),
             (
-                "[service]\nhardware_groups = [\"sudo\"]\n",
-                "/etc/redwarden/redwarden.toml:2:20: unknown variant `sudo`",
+                "[service]\nhardware = [\"sudo\"]\n",
+                "/etc/redwarden/redwarden.toml:2:13: unknown variant `sudo`",
             ),
             ("[service\n", "/etc/redwarden/redwarden.toml:1:9:"),
             (
@@ -456,13 +469,10 @@ mod tests {
 
     #[test]
     fn effective_config_round_trips() {
-        let config = parse("[service]\nhardware_groups = [\"gpio\", \"dialout\"]\n").unwrap();
+        let config = parse("[service]\nhardware = [\"gpio\", \"serial\"]\n").unwrap();
         let printed = config.to_toml();
         let again = parse(&printed).unwrap();
-        assert_eq!(
-            again.service.hardware_groups,
-            config.service.hardware_groups
-        );
+        assert_eq!(again.service.hardware, config.service.hardware);
         assert!(printed.contains("group = \"nodered\""), "{printed}");
     }
 }

@@ -28,8 +28,8 @@ fn bad_configs_exit_78_naming_file_line_and_column_and_change_nothing() {
             ":2:12: `relative/dir` must be an absolute path",
         ),
         (
-            "[service]\nhardware_groups = [\"gpio\", \"disk\"]\n",
-            ":2:28: unknown variant `disk`",
+            "[service]\nhardware = [\"gpio\", \"disk\"]\n",
+            ":2:21: unknown variant `disk`",
         ),
         (
             "[service]\nuser = 5\n",

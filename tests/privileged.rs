@@ -142,7 +142,7 @@ fn a_drifted_service_user_is_brought_back() {
     write(
         root,
         "etc/redwarden/redwarden.toml",
-        "[service]\nhardware_groups = [\"gpio\", \"dialout\", \"i2c\"]\n",
+        "[service]\nhardware = [\"gpio\", \"serial\", \"i2c\"]\n",
         0o644,
         owner,
     );

@@ -369,9 +369,9 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
     // Exactly the configured hardware groups that exist, never a privileged one.
     let desired: BTreeSet<String> = config
         .service
-        .hardware_groups
+        .hardware
         .iter()
-        .filter_map(|g| accounts.group.by_name(g.group_name()))
+        .filter_map(|h| accounts.group.by_name(h.group()?))
         .filter(|g| !is_privileged(g, sudoers))
         .map(|g| g.name.clone())
         .collect();
@@ -772,10 +772,7 @@ mod tests {
         let passwd = format!("{PASSWD}nodered:x:999:1000:Node-RED:/home/nodered:/bin/bash\n");
         let group = "root:x:0:\nsudo:x:27:pi,nodered\nnetdev:x:108:nodered\ngpio:x:997:\ndialout:x:20:\npi:x:1000:\nnodered:x:999:\n";
         let mut config = Config::default();
-        config.service.hardware_groups = vec![
-            crate::config::HardwareGroup::Gpio,
-            crate::config::HardwareGroup::I2c,
-        ];
+        config.service.hardware = vec![crate::config::Hardware::Gpio, crate::config::Hardware::I2c];
         let plan = plan(
             &config,
             &observed(
