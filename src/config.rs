@@ -107,6 +107,86 @@ impl Port {
     }
 }
 
+/// A memory limit as systemd's MemoryMax= takes it: bytes with a K/M/G/T suffix, a percentage
+/// of physical memory, or `infinity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MemoryLimit(String);
+
+impl TryFrom<String> for MemoryLimit {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let digits = value.trim_end_matches(['K', 'M', 'G', 'T', '%']);
+        let suffixes = value.len() - digits.len();
+        let percent_ok =
+            !value.ends_with('%') || digits.parse::<u8>().is_ok_and(|p| p > 0 && p <= 100);
+        let valid = value == "infinity"
+            || (suffixes <= 1
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && percent_ok
+                && digits != "0");
+        if !valid {
+            return Err(format!("`{value}` is not a memory limit: use bytes with K, M, G or T (\"512M\"), a percentage of RAM (\"75%\"), or \"infinity\""));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl From<MemoryLimit> for String {
+    fn from(limit: MemoryLimit) -> String {
+        limit.0
+    }
+}
+
+impl fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An address rule for IPAddressAllow=/IPAddressDeny=: a CIDR, an address, or one of systemd's
+/// names (`any`, `localhost`, `link-local`, `multicast`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AddressRule(String);
+
+impl TryFrom<String> for AddressRule {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let (address, prefix) = match value.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (value.as_str(), None),
+        };
+        let valid = match address.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+            }
+            Err(_) => {
+                prefix.is_none()
+                    && ["any", "localhost", "link-local", "multicast"].contains(&address)
+            }
+        };
+        if !valid {
+            return Err(format!("`{value}` is not an address rule: use an address, a CIDR such as 192.168.1.0/24, or any, localhost, link-local, multicast"));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl From<AddressRule> for String {
+    fn from(rule: AddressRule) -> String {
+        rule.0
+    }
+}
+
+impl fmt::Display for AddressRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A kind of hardware Node-RED may use. Each opens exactly what its nodes need: a group for the
 /// service user, device nodes and socket families in the sandbox. None is enabled by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -163,6 +243,18 @@ pub struct Service {
     /// Hardware Node-RED may use: the user keeps the matching groups (when they exist), the
     /// sandbox opens the matching devices; every other supplementary group is removed.
     pub hardware: Vec<Hardware>,
+    /// The hard memory cap of the service (systemd MemoryMax=).
+    pub memory_max: MemoryLimit,
+    /// The most processes and threads the service may have (systemd TasksMax=).
+    pub tasks_max: u32,
+    /// Addresses the service may talk to and be reached from, enforced by systemd for the
+    /// service's own sockets (IPAddressAllow=/IPAddressDeny=). An allow rule wins over a deny
+    /// rule; empty lists restrict nothing.
+    pub ip_allow: Vec<AddressRule>,
+    pub ip_deny: Vec<AddressRule>,
+    /// Run node with --jitless under MemoryDenyWriteExecute=yes. Slower, and breaks
+    /// WebAssembly and the built-in fetch() (undici needs WebAssembly).
+    pub jitless: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,6 +295,26 @@ impl Default for Service {
             user: UnixName("nodered".into()),
             group: None,
             hardware: Vec::new(),
+            // A share of RAM rather than a number: the same image runs on 512 MB and 8 GB boards.
+            memory_max: MemoryLimit("75%".into()),
+            tasks_max: 512,
+            // Secure by default: Node-RED's own sockets reach, and are reached from, this
+            // device, its LAN and tailnet ranges only; "any" in ip_allow opens the internet.
+            ip_allow: [
+                "localhost",
+                "link-local",
+                "multicast",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "100.64.0.0/10",
+                "fc00::/7",
+            ]
+            .into_iter()
+            .map(|rule| AddressRule(rule.into()))
+            .collect(),
+            ip_deny: vec![AddressRule("any".into())],
+            jitless: false,
         }
     }
 }

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use redwarden::config::{Config, Source};
+use redwarden::config::{Config, Hardware, Source};
 use redwarden::harden;
 use redwarden::host::Root;
+use serde::Deserialize;
 
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_FAILURE: u8 = 2;
@@ -46,12 +47,39 @@ enum Command {
     Check,
     /// Fix what can be fixed, print each change, then report what remains.
     Apply,
+    /// Print the systemd unit that runs Node-RED in redwarden's sandbox.
+    Unit {
+        /// Hardware profiles to open instead of the configured ones (comma list: gpio,
+        /// serial, i2c, spi, camera, input, bluetooth, can; `none` for none).
+        #[arg(long, value_name = "LIST", value_parser = parse_hardware)]
+        hardware: Option<HardwareList>,
+        /// Print the drop-in for the official installer's nodered.service instead.
+        #[arg(long)]
+        drop_in: bool,
+    },
     /// Print the effective configuration, defaults filled in.
     Config {
         /// Print a commented example configuration file instead.
         #[arg(long)]
         example: bool,
     },
+}
+
+/// A comma list of hardware profiles; one value for clap, which reads a bare Vec as repeats.
+#[derive(Debug, Clone)]
+struct HardwareList(Vec<Hardware>);
+
+fn parse_hardware(list: &str) -> Result<HardwareList, String> {
+    if list == "none" {
+        return Ok(HardwareList(Vec::new()));
+    }
+    list.split(',')
+        .map(|name| {
+            Hardware::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name.trim()))
+                .map_err(|_| format!("`{name}` is not a hardware profile (gpio, serial, i2c, spi, camera, input, bluetooth, can)"))
+        })
+        .collect::<Result<_, _>>()
+        .map(HardwareList)
 }
 
 fn init_logging(cli: &Cli) {
@@ -112,6 +140,17 @@ fn run(cli: &Cli) -> u8 {
                     config.to_toml()
                 }
             );
+            return 0;
+        }
+        Command::Unit {
+            ref hardware,
+            drop_in,
+        } => {
+            let mut config = config;
+            if let Some(hardware) = hardware {
+                config.service.hardware = hardware.0.clone();
+            }
+            print!("{}", harden::unit::render(&root, &config, drop_in));
             return 0;
         }
         Command::Check => ("check", harden::check(&root, &config)),

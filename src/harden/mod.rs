@@ -5,6 +5,7 @@
 
 pub mod install;
 pub mod perms;
+pub mod unit;
 pub mod user;
 
 use std::fmt;

@@ -1,0 +1,440 @@
+//! The systemd side of the sandbox, rendered from typed data: redwarden's own Node-RED unit, and
+//! the drop-in that carries the same sandbox into the official installer's nodered.service.
+//! Sandboxing is systemd's job; redwarden only decides the directives and checks the result.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Hardware};
+
+/// One `Key=value` line. Keys are fixed strings, so a typo is a compile-time constant, easy to
+/// grep, and covered by the snapshot test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    pub key: &'static str,
+    pub value: String,
+}
+
+fn d(key: &'static str, value: impl Into<String>) -> Directive {
+    Directive {
+        key,
+        value: value.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnitFile {
+    /// A comment block written at the top.
+    pub header: Vec<String>,
+    pub sections: Vec<(&'static str, Vec<Directive>)>,
+}
+
+impl UnitFile {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for line in &self.header {
+            let _ = writeln!(out, "# {line}");
+        }
+        for (name, directives) in &self.sections {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "[{name}]");
+            for directive in directives {
+                let _ = writeln!(out, "{}={}", directive.key, directive.value);
+            }
+        }
+        out
+    }
+}
+
+/// Syscall groups Node-RED never needs. With SystemCallErrorNumber=EPERM a filtered call fails
+/// instead of killing the process: libuv's copyfile calls fchown (in @privileged) and V8 probes
+/// pkey_alloc, and both cope with EPERM.
+const SYSCALL_DENY: &str = "~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @resources @swap";
+
+/// Device nodes, as DeviceAllow= entries (`char-NAME` is a major from /proc/devices), that each
+/// hardware profile opens.
+fn devices(hardware: Hardware) -> &'static [&'static str] {
+    match hardware {
+        Hardware::Gpio => &[
+            "char-gpiochip rw",
+            "char-bcm2835-gpiomem rw",
+            "/dev/gpiomem rw",
+        ],
+        Hardware::Serial => &[
+            "char-ttyS rw",
+            "char-ttyAMA rw",
+            "char-ttyUSB rw",
+            "char-ttyACM rw",
+        ],
+        Hardware::I2c => &["char-i2c rw"],
+        Hardware::Spi => &["char-spi rw"],
+        Hardware::Camera => &["char-video4linux rw", "char-media rw", "char-dma_heap rw"],
+        Hardware::Input => &["char-input r"],
+        Hardware::Bluetooth | Hardware::Can => &[],
+    }
+}
+
+fn address_families(hardware: Hardware) -> &'static [&'static str] {
+    match hardware {
+        Hardware::Bluetooth => &["AF_BLUETOOTH"],
+        Hardware::Can => &["AF_CAN"],
+        _ => &[],
+    }
+}
+
+/// Where Node-RED's files are, for the mount rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub user_dir: PathBuf,
+    pub settings: PathBuf,
+}
+
+/// Everything the sandbox depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    pub paths: Paths,
+    pub hardware: Vec<Hardware>,
+    pub memory_max: String,
+    pub tasks_max: u32,
+    pub ip_allow: Vec<String>,
+    pub ip_deny: Vec<String>,
+    /// `node --jitless` under MemoryDenyWriteExecute=yes: no JIT, no WebAssembly, no fetch().
+    pub jitless: bool,
+    /// The userDir lives under /home (the official installer's layout): /home is read-only
+    /// instead of hidden, so the userDir can be made writable.
+    pub user_dir_in_home: bool,
+}
+
+impl Sandbox {
+    pub fn from_config(config: &Config, paths: Paths) -> Self {
+        let user_dir_in_home = ["/home", "/root", "/run/user"]
+            .iter()
+            .any(|h| paths.user_dir.starts_with(h));
+        Self {
+            paths,
+            hardware: config.service.hardware.clone(),
+            memory_max: config.service.memory_max.to_string(),
+            tasks_max: config.service.tasks_max,
+            ip_allow: config
+                .service
+                .ip_allow
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            ip_deny: config
+                .service
+                .ip_deny
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            jitless: config.service.jitless,
+            user_dir_in_home,
+        }
+    }
+
+    /// The [Service] directives of the sandbox, in a fixed order.
+    pub fn directives(&self) -> Vec<Directive> {
+        let mut out = vec![
+            d("UMask", "0077"),
+            d("NoNewPrivileges", "yes"),
+            d("CapabilityBoundingSet", ""),
+            d("AmbientCapabilities", ""),
+            d("ProtectSystem", "strict"),
+            d(
+                "ProtectHome",
+                if self.user_dir_in_home {
+                    "read-only"
+                } else {
+                    "yes"
+                },
+            ),
+            d("ReadWritePaths", self.paths.user_dir.display().to_string()),
+            // A bind mount makes settings.js read-only even inside the writable userDir:
+            // Node-RED can neither rewrite it nor rename another file over it (EBUSY).
+            d(
+                "ReadOnlyPaths",
+                format!("-{}", self.paths.settings.display()),
+            ),
+            d("PrivateTmp", "yes"),
+            d("ProtectKernelTunables", "yes"),
+            d("ProtectKernelModules", "yes"),
+            d("ProtectKernelLogs", "yes"),
+            d("ProtectControlGroups", "yes"),
+            d("ProtectClock", "yes"),
+            d("ProtectHostname", "yes"),
+            d("ProtectProc", "invisible"),
+            d("ProcSubset", "pid"),
+            d("RestrictNamespaces", "yes"),
+            d("RestrictRealtime", "yes"),
+            d("RestrictSUIDSGID", "yes"),
+            d("LockPersonality", "yes"),
+            d("RemoveIPC", "yes"),
+            d("KeyringMode", "private"),
+            d("PrivateMounts", "yes"),
+            d("SystemCallArchitectures", "native"),
+            d("SystemCallFilter", "@system-service"),
+            d("SystemCallFilter", SYSCALL_DENY),
+        ];
+        if cfg!(target_arch = "arm") {
+            // V8 flushes its code cache with the ARM-private cacheflush syscall (systemd#17197).
+            out.push(d("SystemCallFilter", "cacheflush"));
+        }
+        out.push(d("SystemCallErrorNumber", "EPERM"));
+        let mut families = vec!["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"];
+        for hardware in &self.hardware {
+            families.extend(address_families(*hardware));
+        }
+        out.push(d("RestrictAddressFamilies", families.join(" ")));
+        if self.hardware.is_empty() {
+            out.push(d("PrivateDevices", "yes"));
+            // Without supplementary groups nothing needs the host's group ids, so the service
+            // can run in a user namespace where only its own ids and root exist.
+            out.push(d("PrivateUsers", "yes"));
+        } else {
+            // PrivateUsers=yes would map gpio, dialout… to nobody and break group access to
+            // the devices, and PrivateDevices=yes would hide them: allow the exact devices.
+            out.push(d("DevicePolicy", "closed"));
+            for hardware in &self.hardware {
+                for device in devices(*hardware) {
+                    out.push(d("DeviceAllow", *device));
+                }
+            }
+        }
+        if self.jitless {
+            out.push(d("MemoryDenyWriteExecute", "yes"));
+        }
+        out.push(d("MemoryMax", self.memory_max.clone()));
+        out.push(d("TasksMax", self.tasks_max.to_string()));
+        if !self.ip_deny.is_empty() {
+            out.push(d("IPAddressDeny", self.ip_deny.join(" ")));
+        }
+        if !self.ip_allow.is_empty() {
+            out.push(d("IPAddressAllow", self.ip_allow.join(" ")));
+        }
+        out
+    }
+}
+
+/// What redwarden's own Node-RED unit runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub user: String,
+    pub group: String,
+    pub node: PathBuf,
+    pub red_js: PathBuf,
+    pub port: u16,
+    pub sandbox: Sandbox,
+}
+
+pub const UNIT_NAME: &str = "redwarden.service";
+pub const DROP_IN_NAME: &str = "nodered.service.d/50-redwarden-sandbox.conf";
+
+const GENERATED: &str = "Generated by `redwarden unit`; `redwarden apply` rewrites it. Change /etc/redwarden/redwarden.toml instead.";
+
+impl Service {
+    pub fn unit(&self) -> UnitFile {
+        let sandbox = &self.sandbox;
+        let mut exec = vec![self.node.display().to_string()];
+        if sandbox.jitless {
+            exec.push("--jitless".into());
+        }
+        exec.extend([
+            self.red_js.display().to_string(),
+            "--userDir".into(),
+            sandbox.paths.user_dir.display().to_string(),
+            "--settings".into(),
+            sandbox.paths.settings.display().to_string(),
+            "--port".into(),
+            self.port.to_string(),
+        ]);
+        let mut service = vec![
+            // Node-RED sends no readiness notification; the supervisor (`redwarden run`) will.
+            d("Type", "exec"),
+            d("User", self.user.clone()),
+            d("Group", self.group.clone()),
+        ];
+        let groups: Vec<&str> = sandbox.hardware.iter().filter_map(|h| h.group()).collect();
+        if !groups.is_empty() {
+            service.push(d("SupplementaryGroups", groups.join(" ")));
+        }
+        service.extend([
+            d(
+                "WorkingDirectory",
+                sandbox.paths.user_dir.display().to_string(),
+            ),
+            d(
+                "Environment",
+                format!("HOME={}", sandbox.paths.user_dir.display()),
+            ),
+            d("Environment", "NODE_RED_DISABLE_TELEMETRY=1"),
+            d("ExecStart", exec.join(" ")),
+            // Node-RED's graceful stop: close flows, flush context.
+            d("KillSignal", "SIGINT"),
+            d("TimeoutStopSec", "30"),
+            d("Restart", "on-failure"),
+            d("RestartSec", "2"),
+            d("SyslogIdentifier", "Node-RED"),
+        ]);
+        service.extend(sandbox.directives());
+        UnitFile {
+            header: vec![GENERATED.into()],
+            sections: vec![
+                (
+                    "Unit",
+                    vec![
+                        d("Description", "Node-RED, sandboxed by redwarden"),
+                        d("Documentation", "https://nodered.org/docs/"),
+                        d("Wants", "network-online.target redwarden-apply.service"),
+                        d("After", "network-online.target redwarden-apply.service"),
+                        d("Conflicts", "nodered.service"),
+                    ],
+                ),
+                ("Service", service),
+                ("Install", vec![d("WantedBy", "multi-user.target")]),
+            ],
+        }
+    }
+}
+
+/// The drop-in for the official installer's nodered.service: the same sandbox around the unit
+/// the installer keeps (User=pi, userDir /home/pi/.node-red).
+pub fn drop_in(sandbox: &Sandbox) -> UnitFile {
+    let mut service = Vec::new();
+    let groups: Vec<&str> = sandbox.hardware.iter().filter_map(|h| h.group()).collect();
+    if !groups.is_empty() {
+        service.push(d("SupplementaryGroups", groups.join(" ")));
+    }
+    service.extend(sandbox.directives());
+    UnitFile {
+        header: vec![GENERATED.into()],
+        sections: vec![("Service", service)],
+    }
+}
+
+/// Renders redwarden's unit (or the drop-in) for this root and configuration. Node and
+/// Node-RED are autodetected; when absent, the paths npm and Debian use are written, so the unit
+/// is right once Node-RED is installed the usual way.
+pub fn render(root: &crate::host::Root, config: &Config, drop_in_only: bool) -> String {
+    let installation = super::install::Installation::configured(config);
+    let paths = Paths {
+        user_dir: installation.user_dir.clone(),
+        settings: installation.settings.clone(),
+    };
+    let sandbox = Sandbox::from_config(config, paths);
+    if drop_in_only {
+        return drop_in(&sandbox).render();
+    }
+    let binaries = super::install::find_binaries(root, config, &[installation.user_dir.as_path()]);
+    let service = Service {
+        user: installation.user,
+        group: installation.group,
+        node: binaries
+            .node
+            .unwrap_or_else(|| PathBuf::from(crate::host::paths::NODE_BINARIES[0])),
+        red_js: binaries
+            .nodered
+            .unwrap_or_else(|| {
+                Path::new(crate::host::paths::GLOBAL_NODE_MODULES[0]).join("node-red")
+            })
+            .join("red.js"),
+        port: config.nodered.port.get(),
+        sandbox,
+    };
+    service.unit().render()
+}
+
+/// Where a unit or drop-in is installed: the admin's folder, which overrides packaged units.
+pub fn install_path(name: &str) -> PathBuf {
+    Path::new("/etc/systemd/system").join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(hardware: Vec<Hardware>) -> Sandbox {
+        let mut config = Config::default();
+        config.service.hardware = hardware;
+        Sandbox::from_config(
+            &config,
+            Paths {
+                user_dir: "/var/lib/node-red".into(),
+                settings: "/var/lib/node-red/settings.js".into(),
+            },
+        )
+    }
+
+    fn value<'a>(directives: &'a [Directive], key: &str) -> Vec<&'a str> {
+        directives
+            .iter()
+            .filter(|d| d.key == key)
+            .map(|d| d.value.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn no_hardware_means_private_devices_and_users() {
+        let directives = sandbox(Vec::new()).directives();
+        assert_eq!(value(&directives, "PrivateDevices"), ["yes"]);
+        assert_eq!(value(&directives, "PrivateUsers"), ["yes"]);
+        assert!(value(&directives, "DeviceAllow").is_empty());
+        assert_eq!(value(&directives, "CapabilityBoundingSet"), [""]);
+        assert!(
+            value(&directives, "MemoryDenyWriteExecute").is_empty(),
+            "MDWE breaks V8's JIT"
+        );
+    }
+
+    #[test]
+    fn hardware_keeps_group_ids_and_allows_only_its_devices() {
+        let directives =
+            sandbox(vec![Hardware::Gpio, Hardware::Serial, Hardware::Can]).directives();
+        assert!(
+            value(&directives, "PrivateUsers").is_empty(),
+            "PrivateUsers would unmap gpio/dialout"
+        );
+        assert!(value(&directives, "PrivateDevices").is_empty());
+        assert_eq!(value(&directives, "DevicePolicy"), ["closed"]);
+        assert!(value(&directives, "DeviceAllow").contains(&"char-gpiochip rw"));
+        assert!(value(&directives, "DeviceAllow").contains(&"char-ttyAMA rw"));
+        assert_eq!(
+            value(&directives, "RestrictAddressFamilies"),
+            ["AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_CAN"]
+        );
+    }
+
+    #[test]
+    fn the_unit_runs_node_red_as_the_service_user_with_its_groups() {
+        let service = Service {
+            user: "nodered".into(),
+            group: "nodered".into(),
+            node: "/usr/bin/node".into(),
+            red_js: "/usr/lib/node_modules/node-red/red.js".into(),
+            port: 1880,
+            sandbox: sandbox(vec![Hardware::Gpio, Hardware::Serial]),
+        };
+        let text = service.unit().render();
+        assert!(text.contains("\nUser=nodered\n"), "{text}");
+        assert!(
+            text.contains("\nSupplementaryGroups=gpio dialout\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nExecStart=/usr/bin/node /usr/lib/node_modules/node-red/red.js --userDir /var/lib/node-red --settings /var/lib/node-red/settings.js --port 1880\n"), "{text}");
+        assert!(
+            !text.contains("NOTIFY") && text.contains("Type=exec"),
+            "it must not pretend to notify"
+        );
+    }
+
+    #[test]
+    fn jitless_turns_on_memory_deny_write_execute() {
+        let mut jitless = sandbox(Vec::new());
+        jitless.jitless = true;
+        assert_eq!(
+            value(&jitless.directives(), "MemoryDenyWriteExecute"),
+            ["yes"]
+        );
+    }
+}
