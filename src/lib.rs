@@ -17,4 +17,6 @@ pub enum Error {
     Fs(#[from] host::fs::FsError),
     #[error(transparent)]
     Accounts(#[from] host::accounts::AccountsError),
+    #[error(transparent)]
+    Systemctl(#[from] host::systemd::SystemctlError),
 }

@@ -54,8 +54,12 @@ enum Command {
         #[arg(long, value_name = "LIST", value_parser = parse_hardware)]
         hardware: Option<HardwareList>,
         /// Print the drop-in for the official installer's nodered.service instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "write")]
         drop_in: bool,
+        /// Write every file apply installs (units, drop-in, drift path and timer) into DIR,
+        /// as packagers ship them.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
     },
     /// Print the effective configuration, defaults filled in.
     Config {
@@ -113,6 +117,39 @@ fn main() -> ExitCode {
     ExitCode::from(run(&cli))
 }
 
+/// Prints redwarden.service (or the drop-in), or writes every generated file below `dir`.
+fn print_units(files: &[(PathBuf, String)], drop_in: bool, dir: Option<&std::path::Path>) -> u8 {
+    let Some(dir) = dir else {
+        let wanted = if drop_in {
+            harden::unit::DROP_IN_NAME
+        } else {
+            harden::unit::UNIT_NAME
+        };
+        let text = files
+            .iter()
+            .find(|(path, _)| path.ends_with(wanted))
+            .map(|(_, text)| text.as_str());
+        print!("{}", text.unwrap_or_default());
+        return 0;
+    };
+    for (path, text) in files {
+        let relative = path
+            .strip_prefix(redwarden::host::paths::UNIT_DIR)
+            .unwrap_or(path);
+        let target = dir.join(relative);
+        let written = target
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&target, text));
+        if let Err(e) = written {
+            eprintln!("redwarden: unit --write: {}: {e}", target.display());
+            return EXIT_FAILURE;
+        }
+        println!("{}", target.display());
+    }
+    0
+}
+
 fn run(cli: &Cli) -> u8 {
     let root = match &cli.root {
         None => Root::live(),
@@ -145,13 +182,19 @@ fn run(cli: &Cli) -> u8 {
         Command::Unit {
             ref hardware,
             drop_in,
+            ref write,
         } => {
             let mut config = config;
             if let Some(hardware) = hardware {
                 config.service.hardware = hardware.0.clone();
             }
-            print!("{}", harden::unit::render(&root, &config, drop_in));
-            return 0;
+            return match harden::unit::render_all(&root, &config) {
+                Ok(files) => print_units(&files, drop_in, write.as_deref()),
+                Err(e) => {
+                    eprintln!("redwarden: unit: {e}");
+                    EXIT_FAILURE
+                }
+            };
         }
         Command::Check => ("check", harden::check(&root, &config)),
         Command::Apply => {

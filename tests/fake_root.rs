@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -223,4 +224,43 @@ fn apply_refuses_an_etc_that_others_can_write_and_changes_nothing() {
     );
     assert!(stderr(&out).contains(&want), "{}", stderr(&out));
     assert_unchanged(&before, dir.path(), "a refused apply");
+}
+
+/// The files in systemd/ are what packagers install: they must be exactly what `redwarden unit
+/// --write` generates for a Raspberry Pi set up by the official installer (regenerate them with
+/// `REDWARDEN_BLESS=1 cargo test --test fake_root shipped`).
+#[test]
+fn the_shipped_systemd_files_are_the_generated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    installer_state(&root);
+    write(
+        &root,
+        "usr/bin/redwarden",
+        "",
+        0o755,
+        is_root().then_some((0, 0)),
+    );
+    let out_dir = dir.path().join("out");
+    let out = run_on(&root, &["unit", "--write", out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let generated = String::from_utf8(out.stdout).unwrap();
+    assert!(generated.lines().count() >= 5, "{generated}");
+    for line in generated.lines() {
+        let relative = Path::new(line).strip_prefix(&out_dir).unwrap();
+        let fresh = std::fs::read_to_string(line).unwrap();
+        let path = shipped.join(relative);
+        if std::env::var_os("REDWARDEN_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &fresh).unwrap();
+        }
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            kept,
+            fresh,
+            "systemd/{} is stale: regenerate with REDWARDEN_BLESS=1",
+            relative.display()
+        );
+    }
 }

@@ -318,3 +318,46 @@ fn unprivileged_check_reports_what_it_could_not_inspect() {
     // What it could read is still judged: the installer's unit runs Node-RED as pi.
     assert!(ids(&report).contains(&"user.service-login-user".to_string()));
 }
+
+#[test]
+fn the_shipped_sysusers_and_tmpfiles_agree_with_apply() {
+    require_root!();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    base_image(root);
+    for tool in ["systemd-sysusers", "systemd-tmpfiles"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("SKIP {tool}: not installed");
+            return;
+        }
+    }
+    let sysusers = Command::new("systemd-sysusers")
+        .arg(format!("--root={}", root.display()))
+        .arg(shipped.join("sysusers.d/redwarden.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        sysusers.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sysusers.stderr)
+    );
+    let tmpfiles = Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(format!("--root={}", root.display()))
+        .arg(shipped.join("tmpfiles.d/redwarden.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        tmpfiles.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tmpfiles.stderr)
+    );
+    // What sysusers and tmpfiles made already satisfies apply's user and perms steps.
+    let check = json(&run_on(root, &["--json", "check"]));
+    let user_or_perms: Vec<String> = ids(&check)
+        .into_iter()
+        .filter(|i| i.starts_with("user.") || i.starts_with("perms."))
+        .collect();
+    assert_eq!(user_or_perms, Vec::<String>::new(), "{check}");
+}

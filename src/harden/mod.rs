@@ -19,6 +19,7 @@ use crate::report::{Finding, Report, Uninspected};
 pub enum Action {
     Account(user::AccountChange),
     File(perms::FileChange),
+    Unit(unit::UnitChange),
 }
 
 impl fmt::Display for Action {
@@ -26,6 +27,7 @@ impl fmt::Display for Action {
         match self {
             Self::Account(change) => change.fmt(f),
             Self::File(change) => change.fmt(f),
+            Self::Unit(change) => change.fmt(f),
         }
     }
 }
@@ -35,6 +37,7 @@ impl Action {
         match self {
             Self::Account(change) => user::apply(root, change),
             Self::File(change) => perms::apply(root, change),
+            Self::Unit(change) => unit::apply(root, change),
         }
     }
 }
@@ -61,15 +64,17 @@ impl Plan {
 pub enum Step {
     User,
     Perms,
+    Unit,
 }
 
-pub const STEPS: &[Step] = &[Step::User, Step::Perms];
+pub const STEPS: &[Step] = &[Step::User, Step::Perms, Step::Unit];
 
 impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Perms => "perms",
+            Self::Unit => "unit",
         }
     }
 
@@ -77,6 +82,7 @@ impl Step {
         match self {
             Self::User => Ok(user::plan(config, &user::observe(root, config)?)),
             Self::Perms => Ok(perms::plan(&perms::observe(root, config)?)),
+            Self::Unit => Ok(unit::plan(&unit::observe(root, config)?)),
         }
     }
 }

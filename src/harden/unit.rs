@@ -176,12 +176,12 @@ impl Sandbox {
             d("SystemCallArchitectures", "native"),
             d("SystemCallFilter", "@system-service"),
             d("SystemCallFilter", SYSCALL_DENY),
+            // V8 on 32-bit ARM flushes its code cache with the ARM-private cacheflush syscall
+            // (systemd#17197). Other architectures have no such call and systemd skips the
+            // name, so one rendering serves every board.
+            d("SystemCallFilter", "cacheflush"),
+            d("SystemCallErrorNumber", "EPERM"),
         ];
-        if cfg!(target_arch = "arm") {
-            // V8 flushes its code cache with the ARM-private cacheflush syscall (systemd#17197).
-            out.push(d("SystemCallFilter", "cacheflush"));
-        }
-        out.push(d("SystemCallErrorNumber", "EPERM"));
         let mut families = vec!["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"];
         for hardware in &self.hardware {
             families.extend(address_families(*hardware));
@@ -313,41 +313,362 @@ pub fn drop_in(sandbox: &Sandbox) -> UnitFile {
     }
 }
 
-/// Renders redwarden's unit (or the drop-in) for this root and configuration. Node and
+/// The files `apply` would install for this root and configuration, by system path. Node and
 /// Node-RED are autodetected; when absent, the paths npm and Debian use are written, so the unit
-/// is right once Node-RED is installed the usual way.
-pub fn render(root: &crate::host::Root, config: &Config, drop_in_only: bool) -> String {
-    let installation = super::install::Installation::configured(config);
-    let paths = Paths {
-        user_dir: installation.user_dir.clone(),
-        settings: installation.settings.clone(),
-    };
-    let sandbox = Sandbox::from_config(config, paths);
-    if drop_in_only {
-        return drop_in(&sandbox).render();
+/// is right once Node-RED is installed the usual way. The drop-in is for the installation an
+/// existing nodered.service runs, or else the configured one.
+pub fn render_all(
+    root: &crate::host::Root,
+    config: &Config,
+) -> Result<Vec<(PathBuf, String)>, crate::Error> {
+    let mut observed = observe(root, config)?;
+    if observed.binaries.nodered.is_none() {
+        observed.binaries.nodered =
+            Some(Path::new(crate::host::paths::GLOBAL_NODE_MODULES[0]).join("node-red"));
     }
-    let binaries = super::install::find_binaries(root, config, &[installation.user_dir.as_path()]);
-    let service = Service {
-        user: installation.user,
-        group: installation.group,
-        node: binaries
-            .node
-            .unwrap_or_else(|| PathBuf::from(crate::host::paths::NODE_BINARIES[0])),
-        red_js: binaries
-            .nodered
-            .unwrap_or_else(|| {
-                Path::new(crate::host::paths::GLOBAL_NODE_MODULES[0]).join("node-red")
-            })
-            .join("red.js"),
-        port: config.nodered.port.get(),
-        sandbox,
-    };
-    service.unit().render()
+    let configured = super::install::Installation::configured(config);
+    let legacy = observed.legacy.clone().unwrap_or(configured);
+    Ok(generated(
+        config,
+        &observed.binaries,
+        Some(&legacy),
+        &observed.redwarden_bin,
+    ))
 }
 
 /// Where a unit or drop-in is installed: the admin's folder, which overrides packaged units.
 pub fn install_path(name: &str) -> PathBuf {
     Path::new("/etc/systemd/system").join(name)
+}
+
+// The step: install the generated units and keep them as rendered.
+
+pub const APPLY_UNIT: &str = "redwarden-apply.service";
+pub const DRIFT_PATH: &str = "redwarden-drift.path";
+pub const DRIFT_TIMER: &str = "redwarden-drift.timer";
+
+/// A change to the systemd configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitChange {
+    Write {
+        path: PathBuf,
+        contents: String,
+    },
+    /// Creates the `<target>.wants/<unit>` symlink that `systemctl enable` would.
+    Enable {
+        unit: &'static str,
+        target: &'static str,
+    },
+    DaemonReload,
+    /// Starts a unit without waiting (`--no-block`): apply may itself run from a unit.
+    Start {
+        unit: &'static str,
+    },
+}
+
+impl std::fmt::Display for UnitChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Write { path, .. } => write!(f, "write {}", path.display()),
+            Self::Enable { unit, target } => write!(f, "enable {unit} for {target}"),
+            Self::DaemonReload => f.write_str("reload systemd's unit files"),
+            Self::Start { unit } => write!(f, "start {unit}"),
+        }
+    }
+}
+
+/// The generated files, by system path, with their contents.
+pub fn generated(
+    config: &Config,
+    binaries: &super::install::Binaries,
+    legacy: Option<&super::install::Installation>,
+    redwarden_bin: &Path,
+) -> Vec<(PathBuf, String)> {
+    let configured = super::install::Installation::configured(config);
+    let paths = |i: &super::install::Installation| Paths {
+        user_dir: i.user_dir.clone(),
+        settings: i.settings.clone(),
+    };
+    let mut files = Vec::new();
+    if let Some(nodered) = &binaries.nodered {
+        let service = Service {
+            user: configured.user.clone(),
+            group: configured.group.clone(),
+            node: binaries
+                .node
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::host::paths::NODE_BINARIES[0])),
+            red_js: nodered.join("red.js"),
+            port: config.nodered.port.get(),
+            sandbox: Sandbox::from_config(config, paths(&configured)),
+        };
+        files.push((install_path(UNIT_NAME), service.unit().render()));
+    }
+    files.push((install_path(APPLY_UNIT), apply_unit(redwarden_bin).render()));
+    let mut watched = vec![
+        PathBuf::from(crate::host::paths::CONFIG),
+        configured.user_dir.clone(),
+        configured.settings.clone(),
+        install_path(UNIT_NAME),
+    ];
+    if let Some(legacy) = legacy {
+        watched.extend([legacy.user_dir.clone(), legacy.settings.clone()]);
+        watched.extend(legacy.unit.clone());
+        watched.push(install_path(DROP_IN_NAME));
+        let drop = drop_in(&Sandbox::from_config(config, paths(legacy)));
+        files.push((install_path(DROP_IN_NAME), drop.render()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    watched.retain(|p| seen.insert(p.clone()));
+    files.push((install_path(DRIFT_PATH), drift_path(&watched).render()));
+    files.push((install_path(DRIFT_TIMER), drift_timer().render()));
+    files
+}
+
+/// The privileged, short-lived step: `redwarden apply` as root before Node-RED starts, and
+/// again when the drift path or timer fires. Exit 1 (findings that apply cannot fix) is logged,
+/// not a failure: Node-RED still starts.
+fn apply_unit(redwarden_bin: &Path) -> UnitFile {
+    UnitFile {
+        header: vec![GENERATED.into()],
+        sections: vec![
+            (
+                "Unit",
+                vec![
+                    d("Description", "Enforce redwarden's policy around Node-RED"),
+                    // Early, before Node-RED; without the default dependencies it must order
+                    // itself against shutdown by hand.
+                    d("DefaultDependencies", "no"),
+                    d("After", "local-fs.target systemd-sysusers.service"),
+                    d(
+                        "Before",
+                        "redwarden.service nodered.service multi-user.target shutdown.target",
+                    ),
+                    d("Conflicts", "shutdown.target"),
+                ],
+            ),
+            (
+                "Service",
+                vec![
+                    d("Type", "oneshot"),
+                    d("ExecStart", format!("{} apply", redwarden_bin.display())),
+                    d("SuccessExitStatus", "1"),
+                    d("StandardOutput", "journal"),
+                    d("ProtectKernelModules", "yes"),
+                    d("ProtectKernelLogs", "yes"),
+                    d("ProtectClock", "yes"),
+                    d("ProtectHostname", "yes"),
+                    d("PrivateTmp", "yes"),
+                    d("RestrictRealtime", "yes"),
+                    d("LockPersonality", "yes"),
+                    d("SystemCallArchitectures", "native"),
+                ],
+            ),
+            ("Install", vec![d("WantedBy", "multi-user.target")]),
+        ],
+    }
+}
+
+fn drift_path(watched: &[PathBuf]) -> UnitFile {
+    let mut path: Vec<Directive> = watched
+        .iter()
+        .map(|p| d("PathChanged", p.display().to_string()))
+        .collect();
+    path.push(d("Unit", APPLY_UNIT));
+    UnitFile {
+        header: vec![GENERATED.into()],
+        sections: vec![
+            (
+                "Unit",
+                vec![d(
+                    "Description",
+                    "Re-apply redwarden's policy when what it guards changes",
+                )],
+            ),
+            ("Path", path),
+            ("Install", vec![d("WantedBy", "paths.target")]),
+        ],
+    }
+}
+
+fn drift_timer() -> UnitFile {
+    UnitFile {
+        header: vec![GENERATED.into()],
+        sections: vec![
+            (
+                "Unit",
+                vec![d(
+                    "Description",
+                    "Re-apply redwarden's policy hourly, to catch drift no path watch sees",
+                )],
+            ),
+            (
+                "Timer",
+                vec![
+                    d("OnBootSec", "5min"),
+                    d("OnUnitActiveSec", "1h"),
+                    d("RandomizedDelaySec", "5min"),
+                    d("Unit", APPLY_UNIT),
+                ],
+            ),
+            ("Install", vec![d("WantedBy", "timers.target")]),
+        ],
+    }
+}
+
+/// What the step looks at.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub config: Config,
+    pub binaries: super::install::Binaries,
+    /// The installation an existing nodered.service runs, when it is not the configured one.
+    pub legacy: Option<super::install::Installation>,
+    pub redwarden_bin: PathBuf,
+    /// Current contents of each file the step may write (None: missing).
+    pub current: Vec<(PathBuf, Option<String>)>,
+    /// Units whose wants-symlink already points at them.
+    pub enabled: Vec<&'static str>,
+    pub booted: bool,
+}
+
+/// The units apply enables, and for which target. redwarden.service only when no other unit
+/// runs Node-RED: two instances would fight over the port (adoption switches them).
+fn wanted(observed: &Observed) -> Vec<(&'static str, &'static str)> {
+    let mut units = vec![
+        (APPLY_UNIT, "multi-user.target"),
+        (DRIFT_PATH, "paths.target"),
+        (DRIFT_TIMER, "timers.target"),
+    ];
+    if observed.legacy.is_none() && observed.binaries.nodered.is_some() {
+        units.push((UNIT_NAME, "multi-user.target"));
+    }
+    units
+}
+
+pub fn observe(root: &crate::host::Root, config: &Config) -> Result<Observed, crate::Error> {
+    let accounts = crate::host::accounts::AccountDb::load(root)?;
+    let configured = super::install::Installation::configured(config);
+    let legacy = super::install::find_unit(root)?
+        .and_then(|unit| super::install::Installation::from_unit(&unit, &accounts, &configured));
+    let binaries = super::install::find_binaries(root, config, &[configured.user_dir.as_path()]);
+    let redwarden_bin = crate::host::paths::REDWARDEN_BINARIES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| root.resolve(p).is_ok_and(|host| host.exists()))
+        .unwrap_or_else(|| PathBuf::from(crate::host::paths::REDWARDEN_BINARIES[0]));
+    let mut observed = Observed {
+        config: config.clone(),
+        binaries,
+        legacy,
+        redwarden_bin,
+        current: Vec::new(),
+        enabled: Vec::new(),
+        booted: crate::host::systemd::is_booted(root),
+    };
+    for (path, _) in generated(
+        config,
+        &observed.binaries,
+        observed.legacy.as_ref(),
+        &observed.redwarden_bin,
+    ) {
+        let host = root.resolve_parent(&path)?;
+        let text = crate::host::fs::read_nofollow(&host)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        observed.current.push((path, text));
+    }
+    for (unit, target) in wanted(&observed) {
+        let link = root.resolve_parent(&crate::host::systemd::wants_link(unit, target))?;
+        if std::fs::read_link(link).is_ok_and(|t| t == install_path(unit)) {
+            observed.enabled.push(unit);
+        }
+    }
+    Ok(observed)
+}
+
+pub fn plan(observed: &Observed) -> super::Plan {
+    use crate::report::{Finding, Severity};
+    let mut plan = super::Plan::default();
+    let mut changed = false;
+    let files = generated(
+        &observed.config,
+        &observed.binaries,
+        observed.legacy.as_ref(),
+        &observed.redwarden_bin,
+    );
+    for (path, contents) in files {
+        let current = observed
+            .current
+            .iter()
+            .find(|(p, _)| *p == path)
+            .and_then(|(_, c)| c.as_ref());
+        let finding = match current {
+            Some(text) if *text == contents => continue,
+            Some(_) => Finding::new("unit.drifted", Severity::Medium, "differs from what redwarden generates (edited by hand?); apply rewrites it: change redwarden.toml instead", true),
+            None if path.ends_with(DROP_IN_NAME) => Finding::new(
+                "unit.legacy-unsandboxed",
+                Severity::High,
+                "nodered.service runs without redwarden's sandbox (the official installer's unit scores 9.2 UNSAFE); apply adds a drop-in",
+                true,
+            ),
+            None => Finding::new("unit.missing", Severity::Medium, "not installed", true),
+        };
+        plan.findings.push(finding.at(path.clone()));
+        plan.actions
+            .push(super::Action::Unit(UnitChange::Write { path, contents }));
+        changed = true;
+    }
+    let mut start = Vec::new();
+    for (unit, target) in wanted(observed) {
+        if observed.enabled.contains(&unit) {
+            continue;
+        }
+        plan.findings.push(
+            Finding::new(
+                "unit.not-enabled",
+                Severity::Medium,
+                format!("{unit} is not enabled"),
+                true,
+            )
+            .at(crate::host::systemd::wants_link(unit, target)),
+        );
+        plan.actions
+            .push(super::Action::Unit(UnitChange::Enable { unit, target }));
+        changed = true;
+        // Units that start at boot start now too, on a running system; the apply unit is
+        // already running when this is part of it, and the timer and path start themselves.
+        if unit == UNIT_NAME || unit == DRIFT_PATH || unit == DRIFT_TIMER {
+            start.push(unit);
+        }
+    }
+    if changed && observed.booted {
+        plan.actions
+            .push(super::Action::Unit(UnitChange::DaemonReload));
+        for unit in start {
+            plan.actions
+                .push(super::Action::Unit(UnitChange::Start { unit }));
+        }
+    }
+    plan
+}
+
+pub fn apply(root: &crate::host::Root, change: &UnitChange) -> Result<(), crate::Error> {
+    use crate::host::{fs, systemd};
+    match change {
+        UnitChange::Write { path, contents } => {
+            let host = root.resolve_parent(path)?;
+            if let Some(parent) = host.parent().filter(|p| !p.exists()) {
+                fs::create_dir(parent, 0o755, 0, 0)?;
+            }
+            fs::write_file(&host, contents.as_bytes(), 0o644, 0, 0)?;
+        }
+        UnitChange::Enable { unit, target } => {
+            let link = root.resolve_parent(&systemd::wants_link(unit, target))?;
+            fs::write_symlink(&link, &install_path(unit))?;
+        }
+        UnitChange::DaemonReload => systemd::systemctl(&["daemon-reload"])?,
+        UnitChange::Start { unit } => systemd::systemctl(&["start", "--no-block", unit])?,
+    }
+    Ok(())
 }
 
 #[cfg(test)]

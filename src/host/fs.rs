@@ -438,6 +438,29 @@ pub fn write_file(
     result
 }
 
+/// Makes `path` a symlink to `target` (atomically: a temp link renamed over it), unless it
+/// already is one. Missing parent folders are created root-owned 0755.
+pub fn write_symlink(path: &Path, target: &Path) -> Result<Written, FsError> {
+    let (parent, name) = split(path)?;
+    if lstat(parent)?.is_none() {
+        create_dir(parent, 0o755, 0, 0)?;
+    }
+    let parent_fd = open_trusted_folder(parent)?;
+    if let Ok(current) = rustix::fs::readlinkat(&parent_fd, name, Vec::new()) {
+        if current.as_bytes() == target.as_os_str().as_bytes() {
+            return Ok(Written::Unchanged);
+        }
+    }
+    let temp = temp_name(name);
+    rustix::fs::symlinkat(target, &parent_fd, temp.as_c_str()).map_err(io("create link", path))?;
+    rustix::fs::renameat(&parent_fd, temp.as_c_str(), &parent_fd, name).map_err(|e| {
+        let _ = unlinkat(&parent_fd, temp.as_c_str(), AtFlags::empty());
+        io("rename", path)(e)
+    })?;
+    fsync(&parent_fd).map_err(io("fsync", parent))?;
+    Ok(Written::Changed)
+}
+
 fn temp_name(name: &OsStr) -> CString {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod fs;
 pub mod root;
+pub mod systemd;
 
 pub use root::Root;
 
@@ -39,6 +40,15 @@ pub mod paths {
         "/usr/local/lib/node_modules",
         "/opt/nodejs/lib/node_modules",
     ];
+    /// Where redwarden itself is installed: packages use /usr/bin, `cargo install` and the lab
+    /// /usr/local/bin.
+    pub const REDWARDEN_BINARIES: &[&str] = &[
+        "/usr/bin/redwarden",
+        "/usr/sbin/redwarden",
+        "/usr/local/bin/redwarden",
+        "/usr/local/sbin/redwarden",
+    ];
+    pub const UNIT_DIR: &str = "/etc/systemd/system";
     pub const NODE_BINARIES: &[&str] = &[
         "/usr/bin/node",
         "/usr/local/bin/node",
