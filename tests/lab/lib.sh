@@ -302,7 +302,11 @@ stop_ct() {
     lab_state_load
     pid_alive "${LAB_NSPAWN_PID:-}" || return 0
     if pid_alive "${LAB_LEADER:-}"; then
-        kill -s RTMIN+4 "$LAB_LEADER" 2>/dev/null || true # systemd: poweroff
+        # systemctl first: under qemu-user, host real-time signals do not
+        # reach the emulated systemd as SIGRTMIN+4
+        timeout 20 nsenter -t "$LAB_LEADER" -m -u -i -n -p -C -r -w -- \
+            /usr/bin/env -i PATH="$LAB_CT_PATH" systemctl --no-block poweroff >/dev/null 2>&1 ||
+            kill -s RTMIN+4 "$LAB_LEADER" 2>/dev/null || true # systemd: poweroff
     fi
     local deadline=$((SECONDS + 60))
     while pid_alive "$LAB_NSPAWN_PID" && ((SECONDS < deadline)); do sleep 0.3; done

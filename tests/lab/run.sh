@@ -299,7 +299,8 @@ install_redwarden() {
             name=$(basename "$f")
             case "$name" in
             sysusers.d | tmpfiles.d) mkdir -p "$root/usr/lib/$name"; cp -r "$f"/. "$root/usr/lib/$name/" ;;
-            *.conf) ;; # a bare drop-in: its target folder is unknown, redwarden installs it
+            *.conf) log "systemd/$name: a bare drop-in, not installed (redwarden apply places it)" ;;
+            nodered.service.d) log "systemd/$name: not installed (the stock state has no drop-ins; apply adds them)" ;;
             *) mkdir -p "$root/usr/lib/systemd/system"; cp -r "$f" "$root/usr/lib/systemd/system/" ;;
             esac
         done
@@ -307,6 +308,20 @@ install_redwarden() {
     else
         log "no systemd/ folder in the repo yet: nothing to install besides the binary"
     fi
+}
+
+# qemu_user_dropins ROOTFS: under qemu-user, systemd cannot set up unit
+# credentials (status 243/CREDENTIALS), so the early units that declare
+# LoadCredential= fail and the container is "degraded". Lab-only drop-ins
+# clear those credentials on the arm64 run copy (never in the cached image).
+qemu_user_dropins() {
+    local f d
+    for f in "$1"/lib/systemd/system/*.service; do
+        grep -qs '^LoadCredential=' "$f" || continue
+        d=$1/etc/systemd/system/$(basename "$f").d
+        mkdir -p "$d"
+        printf '# redwarden lab: qemu-user cannot set up credentials\n[Service]\nLoadCredential=\n' >"$d/10-lab-qemu-user.conf"
+    done
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -365,6 +380,7 @@ cleanup() {
     trap - INT TERM
     stop_ct || true
     if ((keep)); then
+        : >"$LAB_RUN/kept"
         log "kept run folder: $LAB_RUN (rootfs: $LAB_ROOT)"
     else
         rm_tree "$LAB_RUN"
@@ -402,6 +418,7 @@ lab_one() {
     export LAB_HOST_IP=$LAB_NET.1 LAB_CT_IP=$LAB_NET.2
     export NR_URL=${NR_URL_OVERRIDE:-http://$LAB_CT_IP:1880}
     mkdir -p "$LAB_RUN/logs"
+    echo $$ >"$LAB_RUN/owner"
     CLEANUP_ARMED=1
     # a fresh copy of the image: an overlay (instant) unless --keep or
     # LAB_COPY=cp asks for a standalone copy; the cached image stays pristine
@@ -419,6 +436,7 @@ lab_one() {
     [[ "$copy" == cp ]] && cp -a "$IMAGE_DIR/rootfs" "$LAB_ROOT"
     log "run copy: $copy"
     install_redwarden "$arch" "$LAB_ROOT"
+    [[ "$arch" == arm64 ]] && qemu_user_dropins "$LAB_ROOT"
     phase_done "copy + install"
 
     phase "boot $arch/$flavour ($LAB_NAME)"
@@ -456,25 +474,48 @@ lab_one() {
     phase_done "teardown"
 }
 
-# ---------------------------------------------------------------- main
-phase "host dependencies"
-ensure_deps
-mkdir -p "$CACHE/runs"
-phase_done "host dependencies"
-select_scenarios
-log "lab: arch ${ARCHS[*]}, flavour ${FLAVOURS[*]}, mode $mode, scenarios: $(for f in "${SCENARIOS[@]}"; do basename "$f" .sh; done | tr '\n' ' ')"
-for a in "${ARCHS[@]}"; do
-    for f in "${FLAVOURS[@]}"; do
-        lab_one "$a" "$f"
+# prune_runs: remove the leftovers of runs that died (no live nspawn) and were
+# not kept with --keep (those stay until removed by hand).
+prune_runs() {
+    local d pid
+    for d in "$CACHE"/runs/*/; do
+        d=${d%/}
+        [[ -d "$d" && ! -e "$d/kept" ]] || continue
+        pid=$(sed -n 's/^LAB_NSPAWN_PID=//p' "$d/state" 2>/dev/null || true)
+        pid_alive "$pid" && continue
+        pid_alive "$(cat "$d/owner" 2>/dev/null || true)" && continue
+        log "removing leftover run $d"
+        rm_tree "$d"
     done
-done
-log "total: $(elapsed "$T_START")"
-if [[ "$mode" == test && $build_only -eq 0 ]]; then
-    if ((N_SKIP)); then
-        echo "$N_PASS passed, $N_FAIL failed, $N_SKIP skipped"
-    else
-        echo "$N_PASS passed, $N_FAIL failed"
+}
+
+# ---------------------------------------------------------------- main
+# (everything runs from this function, so editing run.sh while a lab runs
+# does not change what the running bash reads next)
+main() {
+    phase "host dependencies"
+    ensure_deps
+    mkdir -p "$CACHE/runs"
+    prune_runs
+    phase_done "host dependencies"
+    select_scenarios
+    log "lab: arch ${ARCHS[*]}, flavour ${FLAVOURS[*]}, mode $mode, scenarios: $(for f in "${SCENARIOS[@]}"; do basename "$f" .sh; done | tr '\n' ' ')"
+    local a f
+    for a in "${ARCHS[@]}"; do
+        for f in "${FLAVOURS[@]}"; do
+            lab_one "$a" "$f"
+        done
+    done
+    log "total: $(elapsed "$T_START")"
+    if [[ "$mode" == test && $build_only -eq 0 ]]; then
+        if ((N_SKIP)); then
+            echo "$N_PASS passed, $N_FAIL failed, $N_SKIP skipped"
+        else
+            echo "$N_PASS passed, $N_FAIL failed"
+        fi
+        ((N_FAIL == 0)) || return 1
     fi
-    ((N_FAIL == 0)) || exit 1
-fi
-exit 0
+    return 0
+}
+main
+exit $?
