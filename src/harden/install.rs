@@ -7,6 +7,9 @@ use crate::config::Config;
 use crate::host::accounts::AccountDb;
 use crate::host::{fs, paths, Root};
 
+/// The targets whose wants-links start a service at boot.
+const BOOT_TARGETS: &[&str] = &["multi-user.target", "graphical.target", "default.target"];
+
 /// Units that run Node-RED: the official installer's name, and the one some distributions use.
 const NODERED_UNITS: &[&str] = &["nodered.service", "node-red.service"];
 
@@ -23,6 +26,8 @@ pub struct UnitInfo {
     pub user_dir: Option<PathBuf>,
     /// `--settings`/`-s` from ExecStart, if given.
     pub settings: Option<PathBuf>,
+    /// Whether it starts at boot (a wants-link exists): a disabled unit runs nothing.
+    pub enabled: bool,
 }
 
 /// Parses a unit file and its drop-ins (in order) the way systemd merges them: a later
@@ -113,7 +118,12 @@ pub fn find_unit(root: &Root) -> Result<Option<UnitInfo>, crate::Error> {
                 texts.extend(confs.iter().filter_map(|p| std::fs::read_to_string(p).ok()));
             }
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            return Ok(Some(parse_unit(&system, &refs)));
+            let mut info = parse_unit(&system, &refs);
+            for target in BOOT_TARGETS {
+                let link = crate::host::systemd::wants_link(name, target);
+                info.enabled |= std::fs::symlink_metadata(root.resolve_parent(&link)?).is_ok();
+            }
+            return Ok(Some(info));
         }
     }
     Ok(None)
@@ -128,6 +138,8 @@ pub struct Installation {
     pub settings: PathBuf,
     /// The unit that runs it, when it was found through one rather than configured.
     pub unit: Option<PathBuf>,
+    /// Whether that unit starts at boot.
+    pub unit_enabled: bool,
 }
 
 impl Installation {
@@ -138,6 +150,7 @@ impl Installation {
             user_dir: config.nodered.user_dir.as_path().to_path_buf(),
             settings: config.nodered.settings_path(),
             unit: None,
+            unit_enabled: false,
         }
     }
 
@@ -174,6 +187,7 @@ impl Installation {
             user_dir,
             settings,
             unit: Some(unit.path.clone()),
+            unit_enabled: unit.enabled,
         })
     }
 }

@@ -539,7 +539,8 @@ fn wanted(observed: &Observed) -> Vec<(&'static str, &'static str)> {
         (DRIFT_PATH, "paths.target"),
         (DRIFT_TIMER, "timers.target"),
     ];
-    if observed.legacy.is_none() && observed.binaries.nodered.is_some() {
+    let legacy_runs = observed.legacy.as_ref().is_some_and(|l| l.unit_enabled);
+    if !legacy_runs && observed.binaries.nodered.is_some() {
         units.push((UNIT_NAME, "multi-user.target"));
     }
     units

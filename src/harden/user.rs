@@ -531,7 +531,9 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
 
 fn plan_unit_user(config: &Config, observed: &Observed, plan: &mut Plan) {
     let Some(unit) = &observed.unit else { return };
-    if unit.dynamic_user {
+    // A disabled unit (after adoption, say) starts nothing; DynamicUser= is systemd's own
+    // throwaway user.
+    if unit.dynamic_user || !unit.enabled {
         return;
     }
     let accounts = &observed.accounts;
@@ -812,10 +814,13 @@ mod tests {
             "",
             "#includedir /etc/sudoers.d\npi ALL=(ALL) NOPASSWD: ALL\n",
         );
-        obs.unit = Some(install::parse_unit(
-            Path::new("/lib/systemd/system/nodered.service"),
-            &["[Service]\nUser=pi\n"],
-        ));
+        obs.unit = Some(UnitInfo {
+            enabled: true,
+            ..install::parse_unit(
+                Path::new("/lib/systemd/system/nodered.service"),
+                &["[Service]\nUser=pi\n"],
+            )
+        });
         let plan = plan(&Config::default(), &obs);
         let unit_ids: Vec<_> = ids(&plan)
             .into_iter()
@@ -831,10 +836,13 @@ mod tests {
             .filter(|f| f.id.starts_with("user.service"))
             .all(|f| !f.fixable && f.severity == Severity::Critical));
 
-        obs.unit = Some(install::parse_unit(
-            Path::new("/x"),
-            &["[Service]\nExecStart=/usr/bin/node-red\n"],
-        ));
+        obs.unit = Some(UnitInfo {
+            enabled: true,
+            ..install::parse_unit(
+                Path::new("/x"),
+                &["[Service]\nExecStart=/usr/bin/node-red\n"],
+            )
+        });
         assert!(ids(&plan_fn(&obs)).contains(&"user.service-root"));
     }
 

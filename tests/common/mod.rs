@@ -100,6 +100,18 @@ pub fn installer_state(root: &Path) {
         0o644,
         is_root().then_some((0, 0)),
     );
+    // `systemctl enable nodered.service`, as the installer runs it.
+    mkdir(
+        root,
+        "etc/systemd/system/multi-user.target.wants",
+        0o755,
+        is_root().then_some((0, 0)),
+    );
+    symlink(
+        "/lib/systemd/system/nodered.service",
+        root.join("etc/systemd/system/multi-user.target.wants/nodered.service"),
+    )
+    .unwrap();
     mkdir(root, "home/pi", 0o755, pi);
     mkdir(root, "home/pi/.node-red", 0o755, pi);
     for (name, contents) in [
