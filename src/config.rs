@@ -277,6 +277,9 @@ pub struct NodeRed {
     /// TLS private keys Node-RED reads (besides `*.key` / `*key.pem` files in the userDir):
     /// kept readable by root and the service group only.
     pub tls_keys: Vec<SystemPath>,
+    /// Move a Node-RED that another unit runs (the official installer's nodered.service as
+    /// `pi`) to the dedicated user and user_dir: copy, verify, switch, keep the original.
+    pub adopt: bool,
 }
 
 impl Default for Config {
@@ -328,6 +331,7 @@ impl Default for NodeRed {
             node: None,
             port: Port(1880),
             tls_keys: Vec::new(),
+            adopt: true,
         }
     }
 }

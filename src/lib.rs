@@ -19,4 +19,6 @@ pub enum Error {
     Accounts(#[from] host::accounts::AccountsError),
     #[error(transparent)]
     Systemctl(#[from] host::systemd::SystemctlError),
+    #[error("adoption: {0}")]
+    Adopt(String),
 }

@@ -46,7 +46,12 @@ enum Command {
     /// Report what is wrong; change nothing. Exits 1 when there are findings.
     Check,
     /// Fix what can be fixed, print each change, then report what remains.
-    Apply,
+    Apply {
+        /// Switch an adopted Node-RED back to the unit and userDir it came from (the adopted
+        /// copy stays), and change nothing else.
+        #[arg(long)]
+        undo_adopt: bool,
+    },
     /// Print the systemd unit that runs Node-RED in redwarden's sandbox.
     Unit {
         /// Hardware profiles to open instead of the configured ones (comma list: gpio,
@@ -197,12 +202,17 @@ fn run(cli: &Cli) -> u8 {
             };
         }
         Command::Check => ("check", harden::check(&root, &config)),
-        Command::Apply => {
+        Command::Apply { undo_adopt } => {
             if root.is_live() && !nix::unistd::geteuid().is_root() {
                 eprintln!("redwarden: apply changes accounts and file owners: run it as root (or use --root on an image folder you own)");
                 return EXIT_FAILURE;
             }
-            let result = harden::apply(&root, &config).map_err(|failure| {
+            let mode = if undo_adopt {
+                harden::Mode::UndoAdopt
+            } else {
+                harden::Mode::Enforce
+            };
+            let result = harden::apply(&root, &config, mode).map_err(|failure| {
                 for change in &failure.changes {
                     eprintln!("redwarden: changed before the failure: {change}");
                 }

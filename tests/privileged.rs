@@ -53,14 +53,8 @@ fn apply_hardens_the_installer_state_and_shadow_utils_agree() {
     installer_state(root);
     let check = apply_twice_then_check(root);
 
-    // What remains is what apply cannot fix yet: Node-RED still runs as pi under the installer's unit.
-    let mut remaining = ids(&check);
-    remaining.sort();
-    assert_eq!(
-        remaining,
-        vec!["user.service-login-user", "user.service-sudo"]
-    );
-
+    // Node-RED was adopted: nothing remains, the installer's unit is disabled, not removed.
+    assert_eq!(ids(&check), Vec::<String>::new());
     let user = passwd_line(root, "nodered");
     let uid: u32 = user[2].parse().unwrap();
     assert!(
@@ -86,6 +80,7 @@ fn apply_hardens_the_installer_state_and_shadow_utils_agree() {
         mode_owner(&root.join("var/lib/node-red")),
         (0o750, uid, uid)
     );
+    assert_adopted(root, uid);
 
     let nr = root.join("home/pi/.node-red");
     assert_eq!(mode_owner(&nr.join("settings.js")), (0o640, 0, PI_UID));
@@ -121,6 +116,125 @@ fn apply_hardens_the_installer_state_and_shadow_utils_agree() {
             root.display()
         );
     }
+}
+
+const WANTS: &str = "etc/systemd/system/multi-user.target.wants";
+
+/// Whether the unit's wants-link exists (it points into the image, so it is not followed).
+fn enabled(root: &Path, unit: &str) -> bool {
+    std::fs::symlink_metadata(root.join(WANTS).join(unit)).is_ok()
+}
+
+/// The installer's Node-RED now lives in /var/lib/node-red, owned by nodered, byte for byte
+/// (flows, credentials and the key that decrypts them, installed nodes), and redwarden.service
+/// replaced nodered.service at boot. The original is untouched.
+fn assert_adopted(root: &Path, uid: u32) {
+    let old = root.join("home/pi/.node-red");
+    let new = root.join("var/lib/node-red");
+    for file in [
+        "flows.json",
+        "flows_cred.json",
+        ".config.runtime.json",
+        "package.json",
+        "node_modules/pkg-1/lib/file-3.js",
+    ] {
+        assert_eq!(
+            std::fs::read(old.join(file)).unwrap(),
+            std::fs::read(new.join(file)).unwrap(),
+            "{file}"
+        );
+        assert_eq!(
+            mode_owner(&new.join(file)).1,
+            uid,
+            "{file} owned by nodered"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(new.join("node_modules/.bin/pkg-0")).unwrap(),
+        Path::new("../pkg-0/lib/file-0.js")
+    );
+    assert_eq!(mode_owner(&new.join("settings.js")), (0o640, 0, uid));
+    assert_eq!(mode_owner(&new.join("flows_cred.json")).0, 0o600);
+    assert!(
+        !enabled(root, "nodered.service"),
+        "nodered.service still enabled"
+    );
+    assert_eq!(
+        std::fs::read_link(root.join(WANTS).join("redwarden.service")).unwrap(),
+        Path::new("/etc/systemd/system/redwarden.service")
+    );
+    assert!(
+        root.join("lib/systemd/system/nodered.service").exists(),
+        "the installer's unit was removed"
+    );
+    assert_eq!(
+        mode_owner(&old.join("flows_cred.json")),
+        (0o600, PI_UID, PI_UID),
+        "the original moved"
+    );
+    let state = std::fs::read_to_string(root.join("var/lib/redwarden/adoption")).unwrap();
+    assert!(
+        state.starts_with("phase=adopted\nfrom=/home/pi/.node-red\n"),
+        "{state}"
+    );
+}
+
+#[test]
+fn undo_adopt_switches_back_and_apply_then_leaves_it() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    installer_state(root);
+    apply_twice_then_check(root);
+    let undo = run_on(root, &["--json", "apply", "--undo-adopt"]);
+    assert_eq!(
+        undo.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert!(enabled(root, "nodered.service"));
+    assert!(!enabled(root, "redwarden.service"));
+    assert!(
+        root.join("var/lib/node-red/flows.json").exists(),
+        "the adopted copy stays"
+    );
+    // pi's Node-RED is back, with its findings; apply respects the undo and adopts nothing.
+    let again = json(&run_on(root, &["--json", "apply"]));
+    assert_eq!(again["changes"], serde_json::json!([]));
+    let mut remaining = ids(&again);
+    remaining.sort();
+    assert_eq!(
+        remaining,
+        vec!["user.service-login-user", "user.service-sudo"]
+    );
+}
+
+#[test]
+fn a_user_dir_holding_another_node_red_blocks_adoption() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    installer_state(root);
+    write(
+        root,
+        "var/lib/node-red/flows.json",
+        "[{\"id\":\"mine\"}]",
+        0o600,
+        Some((0, 0)),
+    );
+    let before = std::fs::read(root.join("var/lib/node-red/flows.json")).unwrap();
+    let out = run_on(root, &["--json", "apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(ids(&json(&out)).contains(&"adopt.blocked".to_string()));
+    assert_eq!(
+        std::fs::read(root.join("var/lib/node-red/flows.json")).unwrap(),
+        before
+    );
+    assert!(
+        enabled(root, "nodered.service"),
+        "pi's Node-RED still starts"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! after planning; `apply` applies step by step, each step observing what the previous one
 //! left, then checks again so the report shows only what remains.
 
+pub mod adopt;
 pub mod install;
 pub mod perms;
 pub mod unit;
@@ -17,6 +18,7 @@ use crate::report::{Finding, Report, Uninspected};
 /// A change redwarden can make. Plain data: printable, comparable, testable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    Adopt(adopt::AdoptChange),
     Account(user::AccountChange),
     File(perms::FileChange),
     Unit(unit::UnitChange),
@@ -25,6 +27,7 @@ pub enum Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Adopt(change) => change.fmt(f),
             Self::Account(change) => change.fmt(f),
             Self::File(change) => change.fmt(f),
             Self::Unit(change) => change.fmt(f),
@@ -35,6 +38,7 @@ impl fmt::Display for Action {
 impl Action {
     fn apply(&self, root: &Root) -> Result<(), crate::Error> {
         match self {
+            Self::Adopt(change) => adopt::apply(root, change),
             Self::Account(change) => user::apply(root, change),
             Self::File(change) => perms::apply(root, change),
             Self::Unit(change) => unit::apply(root, change),
@@ -65,9 +69,12 @@ pub enum Step {
     User,
     Perms,
     Unit,
+    Adopt,
 }
 
-pub const STEPS: &[Step] = &[Step::User, Step::Perms, Step::Unit];
+/// Adoption comes last: it starts redwarden.service, which the unit step writes, and moves files
+/// into a userDir that the perms step then judges on the next pass.
+pub const STEPS: &[Step] = &[Step::User, Step::Perms, Step::Unit, Step::Adopt];
 
 impl Step {
     pub fn name(self) -> &'static str {
@@ -75,14 +82,16 @@ impl Step {
             Self::User => "user",
             Self::Perms => "perms",
             Self::Unit => "unit",
+            Self::Adopt => "adopt",
         }
     }
 
-    fn plan(self, root: &Root, config: &Config) -> Result<Plan, crate::Error> {
+    fn plan(self, root: &Root, config: &Config, undo_adopt: bool) -> Result<Plan, crate::Error> {
         match self {
             Self::User => Ok(user::plan(config, &user::observe(root, config)?)),
             Self::Perms => Ok(perms::plan(&perms::observe(root, config)?)),
             Self::Unit => Ok(unit::plan(&unit::observe(root, config)?)),
+            Self::Adopt => Ok(adopt::plan(&adopt::observe(root, config, undo_adopt)?)),
         }
     }
 }
@@ -91,7 +100,7 @@ impl Step {
 pub fn check(root: &Root, config: &Config) -> Result<Report, crate::Error> {
     let mut plan = Plan::default();
     for step in STEPS {
-        plan.merge(step.plan(root, config)?);
+        plan.merge(step.plan(root, config, false)?);
     }
     Ok(Report {
         findings: plan.findings,
@@ -109,17 +118,41 @@ pub struct ApplyFailure {
     pub error: crate::Error,
 }
 
-/// Applies every step in order, then checks again. Stops at the first failed action and returns
-/// the changes made before it, so the caller can say exactly what was done.
-pub fn apply(root: &Root, config: &Config) -> Result<Report, ApplyFailure> {
+/// What `apply` is asked to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Switch an adopted Node-RED back to the unit it came from, and nothing else.
+    UndoAdopt,
+}
+
+/// Passes over the steps before apply gives up converging: adoption moves files that the perms
+/// step must then judge, so a second pass is normal and a third means something fights back.
+const MAX_PASSES: usize = 3;
+
+/// Applies the steps in order, pass after pass until one changes nothing, then checks again.
+/// Stops at the first failed action and returns the changes made before it, so the caller can
+/// say exactly what was done.
+pub fn apply(root: &Root, config: &Config, mode: Mode) -> Result<Report, ApplyFailure> {
     let mut changes = Vec::new();
     let result = (|| {
-        for step in STEPS {
-            let plan = step.plan(root, config)?;
-            for action in &plan.actions {
-                action.apply(root)?;
-                tracing::info!(step = step.name(), action = %action, "changed");
-                changes.push(action.to_string());
+        let steps: &[Step] = match mode {
+            Mode::Enforce => STEPS,
+            Mode::UndoAdopt => &[Step::Adopt],
+        };
+        for _ in 0..MAX_PASSES {
+            let before = changes.len();
+            for step in steps {
+                let plan = step.plan(root, config, mode == Mode::UndoAdopt)?;
+                for action in &plan.actions {
+                    action.apply(root)?;
+                    tracing::info!(step = step.name(), action = %action, "changed");
+                    changes.push(action.to_string());
+                }
+            }
+            if changes.len() == before || mode == Mode::UndoAdopt {
+                break;
             }
         }
         check(root, config)

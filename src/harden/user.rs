@@ -541,7 +541,11 @@ fn plan_unit_user(config: &Config, observed: &Observed, plan: &mut Plan) {
     if name == config.service.user.as_str() {
         return; // the service user's own checks above cover it
     }
-    let adopt = "; `redwarden apply` does not move Node-RED to the dedicated user yet (adoption comes with the sandbox)";
+    let adopt = if config.nodered.adopt {
+        "; apply adopts it into the dedicated user and redwarden.service (see adopt.*)"
+    } else {
+        "; set [nodered] adopt = true to have apply move it to the dedicated user"
+    };
     let entry = accounts.user(name).or_else(|| {
         name.parse()
             .ok()

@@ -342,6 +342,143 @@ fn split(path: &Path) -> Result<(&Path, &OsStr), FsError> {
     }
 }
 
+/// What a tree copy did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    pub files: usize,
+    pub bytes: u64,
+    pub links: usize,
+    /// Sockets, FIFOs and device nodes, which are not copied.
+    pub skipped: usize,
+}
+
+fn read_fd(fd: OwnedFd, path: &Path) -> Result<Vec<u8>, FsError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .read_to_end(&mut out)
+        .map_err(|e| io("read", path)(errno_of(e)))?;
+    Ok(out)
+}
+
+/// Copies the tree at `from` into the new folder `to`, every entry owned by `uid:gid`, never
+/// following a link in the source (links are copied as links). Setuid/setgid and world-write
+/// bits are dropped. `to` must not exist.
+pub fn copy_tree(from: &Path, to: &Path, uid: u32, gid: u32) -> Result<CopyStats, FsError> {
+    let (parent, name) = split(to)?;
+    let parent_fd = open_trusted_folder(parent)?;
+    mkdirat(&parent_fd, name, self::mode(0o700)).map_err(io("create folder", to))?;
+    let mut entries = Vec::new();
+    let unreadable = walk(from, |e| entries.push(e.clone()))?;
+    if let Some(first) = unreadable.first() {
+        return Err(io("read folder", &from.join(&first.rel))(first.reason));
+    }
+    let mut stats = CopyStats::default();
+    for entry in std::iter::once(None).chain(entries.iter().map(Some)) {
+        let (rel, target) = match entry {
+            None => (Path::new(""), to.to_path_buf()),
+            Some(e) => (e.rel.as_path(), to.join(&e.rel)),
+        };
+        let mode_bits = entry.map_or(0o750, |e| e.meta.mode) & 0o775;
+        match entry.map(|e| e.meta.kind) {
+            None => {}
+            Some(Kind::Dir) => {
+                mkdirat(CWD, &target, self::mode(0o700)).map_err(io("create folder", &target))?;
+            }
+            Some(Kind::File) => {
+                let e = entry.expect("a file entry");
+                let contents = read_fd(open_beneath(from, rel, e.meta.ino)?, &from.join(rel))?;
+                let fd = openat(
+                    CWD,
+                    &target,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    self::mode(0o600),
+                )
+                .map_err(io("create", &target))?;
+                let mut file = std::fs::File::from(fd);
+                file.write_all(&contents)
+                    .map_err(|e| io("write", &target)(errno_of(e)))?;
+                fsync(&file).map_err(io("fsync", &target))?;
+                stats.files += 1;
+                stats.bytes += contents.len() as u64;
+            }
+            Some(Kind::Symlink) => {
+                let link = entry
+                    .and_then(|e| e.link.as_ref())
+                    .ok_or_else(|| FsError::Special {
+                        path: from.join(rel),
+                    })?;
+                rustix::fs::symlinkat(link, CWD, &target).map_err(io("create link", &target))?;
+                rustix::fs::chownat(
+                    CWD,
+                    &target,
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(io("chown", &target))?;
+                stats.links += 1;
+                continue;
+            }
+            Some(Kind::Other) => {
+                stats.skipped += 1;
+                continue;
+            }
+        }
+        let fd = openat(
+            CWD,
+            &target,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io("open", &target))?;
+        fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(io("chown", &target))?;
+        fchmod(&fd, self::mode(mode_bits)).map_err(io("chmod", &target))?;
+    }
+    fsync(&parent_fd).map_err(io("fsync", parent))?;
+    Ok(stats)
+}
+
+/// The entries where two trees differ: missing on one side, another kind, other contents, or
+/// another link target. Owners and modes are not compared. Empty when the copy is faithful.
+pub fn compare_trees(a: &Path, b: &Path) -> Result<Vec<PathBuf>, FsError> {
+    let collect = |top: &Path| -> Result<std::collections::BTreeMap<PathBuf, Entry>, FsError> {
+        let mut map = std::collections::BTreeMap::new();
+        walk(top, |e| {
+            map.insert(e.rel.clone(), e.clone());
+        })?;
+        Ok(map)
+    };
+    let (left, right) = (collect(a)?, collect(b)?);
+    let mut differences = Vec::new();
+    for (rel, l) in &left {
+        let same = match right.get(rel) {
+            None => false,
+            Some(r) if r.meta.kind != l.meta.kind => false,
+            Some(r) => match l.meta.kind {
+                Kind::File => {
+                    read_fd(open_beneath(a, rel, l.meta.ino)?, &a.join(rel))?
+                        == read_fd(open_beneath(b, rel, r.meta.ino)?, &b.join(rel))?
+                }
+                Kind::Symlink => l.link == r.link,
+                Kind::Dir => true,
+                // Not copied: present only on the source side.
+                Kind::Other => continue,
+            },
+        };
+        if !same {
+            differences.push(rel.clone());
+        }
+    }
+    differences.extend(right.keys().filter(|rel| !left.contains_key(*rel)).cloned());
+    Ok(differences)
+}
+
 /// Opens a folder that system files may be written into: owned by root (or by whoever runs
 /// redwarden, for image folders they own) and writable by nobody else, as sudo-rs checks.
 fn open_trusted_folder(folder: &Path) -> Result<OwnedFd, FsError> {

@@ -1,0 +1,552 @@
+//! Step `adopt`: a Node-RED that another unit runs (the official installer's nodered.service,
+//! as `pi`, from /home/pi/.node-red) moves to the dedicated user and userDir. Copy, verify,
+//! then switch; the original stays in place. The switch is one systemd transaction
+//! (redwarden.service conflicts with nodered.service), and while it is on probation the new unit
+//! falls back to the old one if it fails, so a crash at any point leaves one of them running.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::install::{self, Installation};
+use super::unit::{install_path, UNIT_NAME};
+use super::{Action, Plan};
+use crate::config::Config;
+use crate::host::accounts::AccountDb;
+use crate::host::{fs, systemd, Root};
+use crate::report::{Finding, Severity};
+
+/// Where apply records how far an adoption got, so it resumes, or does not retry a failure.
+pub const STATE_FILE: &str = "/var/lib/redwarden/adoption";
+/// Left in the adopted userDir: where it came from.
+pub const MARKER: &str = ".redwarden-adopted-from";
+/// The probation drop-in: no restarts, and the old unit takes over if the new one fails.
+const PROBATION: &str = "redwarden.service.d/60-adoption-probation.conf";
+/// How long the adopted Node-RED has to answer HTTP before the switch is undone. Node-RED
+/// starts in about 1 s on x86 and 10-30 s on a Pi Zero.
+const PROBATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Adopted,
+    Failed(String),
+    Undone,
+}
+
+/// The recorded outcome of an adoption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub phase: Phase,
+    pub from: PathBuf,
+    pub unit: String,
+}
+
+impl State {
+    fn render(&self) -> String {
+        let (phase, reason) = match &self.phase {
+            Phase::Adopted => ("adopted", ""),
+            Phase::Failed(reason) => ("failed", reason.as_str()),
+            Phase::Undone => ("undone", ""),
+        };
+        format!(
+            "phase={phase}\nfrom={}\nunit={}\nreason={}\n",
+            self.from.display(),
+            self.unit,
+            reason.replace('\n', " ")
+        )
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        let phase = match field("phase")?.as_str() {
+            "adopted" => Phase::Adopted,
+            "failed" => Phase::Failed(field("reason").unwrap_or_default()),
+            "undone" => Phase::Undone,
+            _ => return None,
+        };
+        Some(Self {
+            phase,
+            from: PathBuf::from(field("from")?),
+            unit: field("unit")?,
+        })
+    }
+}
+
+/// A change of who runs Node-RED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptChange {
+    Adopt {
+        from: PathBuf,
+        to: PathBuf,
+        unit: String,
+        owner: (u32, u32),
+        port: u16,
+    },
+    Undo {
+        unit: String,
+        from: PathBuf,
+    },
+}
+
+impl std::fmt::Display for AdoptChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Adopt { from, to, unit, .. } => write!(
+                f,
+                "adopt the Node-RED of {unit}: copy {} to {}, verify, switch to {UNIT_NAME}",
+                from.display(),
+                to.display()
+            ),
+            Self::Undo { unit, from } => write!(
+                f,
+                "switch back to {unit} and {} (the adopted copy stays)",
+                from.display()
+            ),
+        }
+    }
+}
+
+/// What is in the configured userDir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Missing or an empty folder: room for the copy.
+    Free,
+    /// Already holds an adopted copy of this folder.
+    AdoptedFrom(PathBuf),
+    /// Holds a Node-RED of its own: adopting would mix two installations.
+    Occupied,
+}
+
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub adopt: bool,
+    pub undo: bool,
+    /// The installation an enabled unit runs, when it is not the configured one.
+    pub legacy: Option<Installation>,
+    pub configured: Installation,
+    pub owner: Option<(u32, u32)>,
+    pub target: Target,
+    pub state: Option<State>,
+    pub port: u16,
+}
+
+pub fn observe(root: &Root, config: &Config, undo: bool) -> Result<Observed, crate::Error> {
+    let accounts = AccountDb::load(root)?;
+    let configured = Installation::configured(config);
+    let legacy = install::find_unit(root)?
+        .and_then(|unit| Installation::from_unit(&unit, &accounts, &configured));
+    let owner = accounts
+        .user(&configured.user)
+        .zip(accounts.group.by_name(&configured.group))
+        .map(|(u, g)| (u.uid, g.gid));
+    let target_dir = root.resolve_parent(&configured.user_dir)?;
+    let target = match std::fs::read_dir(&target_dir) {
+        Err(_) => Target::Free,
+        Ok(mut entries) => match std::fs::read_to_string(target_dir.join(MARKER)) {
+            Ok(from) => Target::AdoptedFrom(PathBuf::from(from.trim())),
+            Err(_) if entries.next().is_none() => Target::Free,
+            Err(_) => Target::Occupied,
+        },
+    };
+    let state = fs::read_nofollow(&root.resolve(Path::new(STATE_FILE))?)?
+        .and_then(|bytes| State::parse(&String::from_utf8_lossy(&bytes)));
+    Ok(Observed {
+        adopt: config.nodered.adopt,
+        undo,
+        legacy,
+        configured,
+        owner,
+        target,
+        state,
+        port: config.nodered.port.get(),
+    })
+}
+
+pub fn plan(observed: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    let Some(legacy) = &observed.legacy else {
+        return plan;
+    };
+    let unit = legacy
+        .unit
+        .as_ref()
+        .and_then(|u| u.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let adopted_here = observed.target == Target::AdoptedFrom(legacy.user_dir.clone());
+    if observed.undo {
+        if adopted_here && !legacy.unit_enabled {
+            plan.actions.push(Action::Adopt(AdoptChange::Undo {
+                unit,
+                from: legacy.user_dir.clone(),
+            }));
+        }
+        return plan;
+    }
+    let user_dir = &observed.configured.user_dir;
+    match &observed.state {
+        Some(State {
+            phase: Phase::Failed(reason),
+            ..
+        }) => {
+            plan.findings.push(
+                Finding::new(
+                    "adopt.failed",
+                    Severity::High,
+                    format!("adopting the Node-RED of {unit} failed ({reason}); {unit} kept running. Delete {STATE_FILE} to try again"),
+                    false,
+                )
+                .at(STATE_FILE),
+            );
+            return plan;
+        }
+        Some(State {
+            phase: Phase::Undone,
+            ..
+        }) => return plan,
+        _ => {}
+    }
+    if !observed.adopt || !legacy.unit_enabled {
+        return plan;
+    }
+    match (&observed.target, observed.owner) {
+        (Target::Occupied, _) => plan.findings.push(
+            Finding::new(
+                "adopt.blocked",
+                Severity::High,
+                format!("{unit} runs Node-RED from {}, but {} already holds another Node-RED; move one of them, or set [nodered] adopt = false", legacy.user_dir.display(), user_dir.display()),
+                false,
+            )
+            .at(user_dir.clone()),
+        ),
+        (_, None) => {} // the user step creates the service user first
+        (_, Some(owner)) => {
+            plan.findings.push(
+                Finding::new(
+                    "adopt.pending",
+                    Severity::High,
+                    format!("{unit} runs Node-RED from {}; apply moves it to {} under the dedicated user", legacy.user_dir.display(), user_dir.display()),
+                    true,
+                )
+                .at(legacy.user_dir.clone()),
+            );
+            plan.actions.push(Action::Adopt(AdoptChange::Adopt {
+                from: legacy.user_dir.clone(),
+                to: user_dir.clone(),
+                unit,
+                owner,
+                port: observed.port,
+            }));
+        }
+    }
+    plan
+}
+
+fn write_state(root: &Root, state: &State) -> Result<(), crate::Error> {
+    let path = root.resolve_parent(Path::new(STATE_FILE))?;
+    if let Some(parent) = path.parent().filter(|p| !p.exists()) {
+        fs::create_dir(parent, 0o755, 0, 0)?;
+    }
+    fs::write_file(&path, state.render().as_bytes(), 0o644, 0, 0)?;
+    Ok(())
+}
+
+fn set_enabled(root: &Root, unit: &str, enabled: bool) -> Result<(), crate::Error> {
+    let link = root.resolve_parent(&systemd::wants_link(unit, "multi-user.target"))?;
+    if enabled {
+        let target = if unit == UNIT_NAME {
+            install_path(unit)
+        } else {
+            // The installer's unit lives in /lib; systemctl enable links to where it is.
+            PathBuf::from("/lib/systemd/system").join(unit)
+        };
+        fs::write_symlink(&link, &target)?;
+    } else if std::fs::symlink_metadata(&link).is_ok() {
+        std::fs::remove_file(&link).map_err(|e| adopt_error(&link, "disable", e))?;
+    }
+    Ok(())
+}
+
+fn adopt_error(path: &Path, op: &str, e: std::io::Error) -> crate::Error {
+    crate::Error::Adopt(format!("{op} {}: {e}", path.display()))
+}
+
+/// Whether something answers HTTP on 127.0.0.1:port (any status: Node-RED is serving).
+fn serves_http(port: u16) -> bool {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+/// Copies until source and copy agree: the old Node-RED keeps running and may write (a deploy,
+/// a context flush) while the copy is made.
+fn copy_verified(
+    root: &Root,
+    from: &Path,
+    staging: &Path,
+    owner: (u32, u32),
+) -> Result<fs::CopyStats, crate::Error> {
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        if staging.exists() {
+            std::fs::remove_dir_all(staging).map_err(|e| adopt_error(staging, "remove", e))?;
+        }
+        let stats = fs::copy_tree(&root.resolve_parent(from)?, staging, owner.0, owner.1)?;
+        last = fs::compare_trees(&root.resolve_parent(from)?, staging)?;
+        if last.is_empty() {
+            return Ok(stats);
+        }
+    }
+    let _ = std::fs::remove_dir_all(staging);
+    Err(crate::Error::Adopt(format!(
+        "{} kept changing while it was copied ({} and {} more differ); nothing was switched",
+        from.display(),
+        last.first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        last.len().saturating_sub(1)
+    )))
+}
+
+pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
+    match change {
+        AdoptChange::Adopt {
+            from,
+            to,
+            unit,
+            owner,
+            port,
+        } => adopt(root, from, to, unit, *owner, *port),
+        AdoptChange::Undo { unit, from } => {
+            // Enable the old before disabling the new: a crash in between leaves both enabled,
+            // and Conflicts= lets only one run.
+            set_enabled(root, unit, true)?;
+            set_enabled(root, UNIT_NAME, false)?;
+            if systemd::is_booted(root) {
+                systemd::systemctl(&["daemon-reload"])?;
+                systemd::systemctl(&["start", unit])?;
+            }
+            write_state(
+                root,
+                &State {
+                    phase: Phase::Undone,
+                    from: from.clone(),
+                    unit: unit.clone(),
+                },
+            )
+        }
+    }
+}
+
+fn adopt(
+    root: &Root,
+    from: &Path,
+    to: &Path,
+    unit: &str,
+    owner: (u32, u32),
+    port: u16,
+) -> Result<(), crate::Error> {
+    let target = root.resolve_parent(to)?;
+    if !matches!(std::fs::read_to_string(target.join(MARKER)), Ok(f) if Path::new(f.trim()) == from)
+    {
+        // Copy beside the target, then rename it into place: the userDir is either empty or
+        // a complete, verified copy.
+        let mut staging_name = target.file_name().unwrap_or_default().to_os_string();
+        staging_name.push(".redwarden-adopting");
+        let staging = target.with_file_name(staging_name);
+        let stats = copy_verified(root, from, &staging, owner)?;
+        tracing::info!(
+            files = stats.files,
+            bytes = stats.bytes,
+            links = stats.links,
+            skipped = stats.skipped,
+            "copied and verified {}",
+            from.display()
+        );
+        std::fs::write(staging.join(MARKER), format!("{}\n", from.display()))
+            .map_err(|e| adopt_error(&staging, "mark", e))?;
+        if target.exists() {
+            // Only an empty folder is ever replaced (Target::Free); rename(2) refuses others.
+            std::fs::remove_dir(&target).map_err(|e| adopt_error(&target, "replace", e))?;
+        }
+        std::fs::rename(&staging, &target)
+            .map_err(|e| adopt_error(&target, "move the copy into", e))?;
+    }
+    // Enable the new before disabling the old (see Undo).
+    set_enabled(root, UNIT_NAME, true)?;
+    set_enabled(root, unit, false)?;
+    if systemd::is_booted(root) {
+        switch_on_probation(root, from, unit, port)?;
+    }
+    write_state(
+        root,
+        &State {
+            phase: Phase::Adopted,
+            from: from.to_path_buf(),
+            unit: unit.to_string(),
+        },
+    )
+}
+
+/// Starts redwarden.service (systemd stops the old unit in the same transaction) with a drop-in
+/// that hands over to the old unit if the new one fails; keeps it when Node-RED answers.
+fn switch_on_probation(
+    root: &Root,
+    from: &Path,
+    unit: &str,
+    port: u16,
+) -> Result<(), crate::Error> {
+    let probation = root.resolve_parent(&install_path(PROBATION))?;
+    if let Some(parent) = probation.parent().filter(|p| !p.exists()) {
+        fs::create_dir(parent, 0o755, 0, 0)?;
+    }
+    let text = format!("# redwarden: adoption on probation; removed once Node-RED serves.\n[Unit]\nOnFailure={unit}\n\n[Service]\nRestart=no\n");
+    fs::write_file(&probation, text.as_bytes(), 0o644, 0, 0)?;
+    systemd::systemctl(&["daemon-reload"])?;
+    let started = systemd::systemctl(&["start", UNIT_NAME]);
+    let deadline = Instant::now() + PROBATION_TIMEOUT;
+    let mut serving = false;
+    while started.is_ok() && Instant::now() < deadline {
+        if serves_http(port) {
+            serving = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::fs::remove_file(&probation).map_err(|e| adopt_error(&probation, "remove", e))?;
+    if serving {
+        systemd::systemctl(&["daemon-reload"])?;
+        return Ok(());
+    }
+    // Hand back: the old unit starts (stopping the new one), and boots the old way again.
+    set_enabled(root, unit, true)?;
+    set_enabled(root, UNIT_NAME, false)?;
+    systemd::systemctl(&["daemon-reload"])?;
+    systemd::systemctl(&["start", unit])?;
+    let reason = match started {
+        Err(e) => e.to_string(),
+        Ok(()) => format!(
+            "Node-RED under {UNIT_NAME} did not answer on port {port} within {} s",
+            PROBATION_TIMEOUT.as_secs()
+        ),
+    };
+    write_state(
+        root,
+        &State {
+            phase: Phase::Failed(reason.clone()),
+            from: from.to_path_buf(),
+            unit: unit.to_string(),
+        },
+    )?;
+    Err(crate::Error::Adopt(format!(
+        "{reason}; switched back to {unit}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy() -> Installation {
+        Installation {
+            user: "pi".into(),
+            group: "pi".into(),
+            user_dir: "/home/pi/.node-red".into(),
+            settings: "/home/pi/.node-red/settings.js".into(),
+            unit: Some("/lib/systemd/system/nodered.service".into()),
+            unit_enabled: true,
+        }
+    }
+
+    fn observed(target: Target, state: Option<State>) -> Observed {
+        Observed {
+            adopt: true,
+            undo: false,
+            legacy: Some(legacy()),
+            configured: Installation::configured(&Config::default()),
+            owner: Some((999, 999)),
+            target,
+            state,
+            port: 1880,
+        }
+    }
+
+    fn ids(plan: &Plan) -> Vec<&'static str> {
+        plan.findings.iter().map(|f| f.id).collect()
+    }
+
+    #[test]
+    fn an_enabled_installer_unit_is_adopted_into_a_free_user_dir() {
+        let plan = plan(&observed(Target::Free, None));
+        assert_eq!(ids(&plan), ["adopt.pending"]);
+        assert!(
+            matches!(&plan.actions[..], [Action::Adopt(AdoptChange::Adopt { unit, .. })] if unit == "nodered.service")
+        );
+    }
+
+    #[test]
+    fn an_occupied_user_dir_blocks_and_a_failure_is_not_retried() {
+        assert_eq!(
+            ids(&plan(&observed(Target::Occupied, None))),
+            ["adopt.blocked"]
+        );
+        let failed = State {
+            phase: Phase::Failed("no answer".into()),
+            from: "/x".into(),
+            unit: "nodered.service".into(),
+        };
+        let plan_failed = plan(&observed(Target::Free, Some(failed)));
+        assert_eq!(ids(&plan_failed), ["adopt.failed"]);
+        assert!(plan_failed.actions.is_empty());
+    }
+
+    #[test]
+    fn nothing_to_do_once_adopted_or_when_turned_off() {
+        let mut done = observed(Target::AdoptedFrom("/home/pi/.node-red".into()), None);
+        done.legacy.as_mut().unwrap().unit_enabled = false;
+        assert_eq!(plan(&done), Plan::default());
+        let mut off = observed(Target::Free, None);
+        off.adopt = false;
+        assert_eq!(plan(&off), Plan::default());
+    }
+
+    #[test]
+    fn undo_switches_back_only_what_was_adopted() {
+        let mut undo = observed(Target::AdoptedFrom("/home/pi/.node-red".into()), None);
+        undo.undo = true;
+        undo.legacy.as_mut().unwrap().unit_enabled = false;
+        assert!(matches!(
+            &plan(&undo).actions[..],
+            [Action::Adopt(AdoptChange::Undo { .. })]
+        ));
+        undo.target = Target::Free;
+        assert!(plan(&undo).actions.is_empty());
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let state = State {
+            phase: Phase::Failed("x\ny".into()),
+            from: "/home/pi/.node-red".into(),
+            unit: "nodered.service".into(),
+        };
+        let parsed = State::parse(&state.render()).unwrap();
+        assert_eq!(parsed.phase, Phase::Failed("x y".into()));
+        assert_eq!(parsed.from, state.from);
+    }
+}
