@@ -53,8 +53,9 @@ fn apply_hardens_the_installer_state_and_shadow_utils_agree() {
     installer_state(root);
     let check = apply_twice_then_check(root);
 
-    // Node-RED was adopted: nothing remains, the installer's unit is disabled, not removed.
-    assert_eq!(ids(&check), Vec::<String>::new());
+    // Node-RED was adopted; in an image nothing runs yet, so redwarden.service starts on
+    // probation at first boot (it hands back to nodered.service if it fails).
+    assert_eq!(ids(&check), vec!["adopt.probation"]);
     let user = passwd_line(root, "nodered");
     let uid: u32 = user[2].parse().unwrap();
     assert!(
@@ -174,8 +175,16 @@ fn assert_adopted(root: &Path, uid: u32) {
     );
     let state = std::fs::read_to_string(root.join("var/lib/redwarden/adoption")).unwrap();
     assert!(
-        state.starts_with("phase=adopted\nfrom=/home/pi/.node-red\n"),
+        state.starts_with("phase=probation\nfrom=/home/pi/.node-red\n"),
         "{state}"
+    );
+    let probation = std::fs::read_to_string(
+        root.join("etc/systemd/system/redwarden.service.d/60-adoption-probation.conf"),
+    )
+    .unwrap();
+    assert!(
+        probation.contains("OnFailure=nodered.service") && probation.contains("Restart=no"),
+        "{probation}"
     );
 }
 

@@ -1,8 +1,14 @@
 //! Step `adopt`: a Node-RED that another unit runs (the official installer's nodered.service,
 //! as `pi`, from /home/pi/.node-red) moves to the dedicated user and userDir. Copy, verify,
-//! then switch; the original stays in place. The switch is one systemd transaction
-//! (redwarden.service conflicts with nodered.service), and while it is on probation the new unit
-//! falls back to the old one if it fails, so a crash at any point leaves one of them running.
+//! then switch; the original stays in place.
+//!
+//! The switch is one systemd transaction: redwarden.service conflicts with nodered.service, so
+//! starting it stops the old one. Until Node-RED answers under the new unit, a probation drop-in
+//! (Restart=no, OnFailure=nodered.service) makes systemd itself hand back to the old unit if the
+//! new one fails, and the boot links are only swapped after that drop-in is in place. So a crash
+//! of apply, of Node-RED or of the board at any point leaves one of them running or starting.
+//! The start is never awaited inside a systemd job (apply itself may run as one, ordered before
+//! redwarden.service): the next apply confirms the probation, or undoes it.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -23,12 +29,14 @@ pub const STATE_FILE: &str = "/var/lib/redwarden/adoption";
 pub const MARKER: &str = ".redwarden-adopted-from";
 /// The probation drop-in: no restarts, and the old unit takes over if the new one fails.
 const PROBATION: &str = "redwarden.service.d/60-adoption-probation.conf";
-/// How long the adopted Node-RED has to answer HTTP before the switch is undone. Node-RED
-/// starts in about 1 s on x86 and 10-30 s on a Pi Zero.
+/// How long a hand-run apply waits for the adopted Node-RED to answer before leaving the verdict
+/// to the next apply. Node-RED starts in about 1 s on x86 and 10-30 s on a Pi Zero.
 const PROBATION_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
+    /// Switched; waiting for Node-RED to answer under redwarden.service.
+    Probation,
     Adopted,
     Failed(String),
     Undone,
@@ -45,6 +53,7 @@ pub struct State {
 impl State {
     fn render(&self) -> String {
         let (phase, reason) = match &self.phase {
+            Phase::Probation => ("probation", ""),
             Phase::Adopted => ("adopted", ""),
             Phase::Failed(reason) => ("failed", reason.as_str()),
             Phase::Undone => ("undone", ""),
@@ -64,6 +73,7 @@ impl State {
                 .map(str::to_string)
         };
         let phase = match field("phase")?.as_str() {
+            "probation" => Phase::Probation,
             "adopted" => Phase::Adopted,
             "failed" => Phase::Failed(field("reason").unwrap_or_default()),
             "undone" => Phase::Undone,
@@ -87,6 +97,17 @@ pub enum AdoptChange {
         owner: (u32, u32),
         port: u16,
     },
+    /// Node-RED answers under redwarden.service: end the probation.
+    Confirm {
+        unit: String,
+        from: PathBuf,
+    },
+    /// redwarden.service failed on probation (systemd already started the old unit): restore
+    /// the old boot links and record why.
+    Revert {
+        unit: String,
+        from: PathBuf,
+    },
     Undo {
         unit: String,
         from: PathBuf,
@@ -101,6 +122,16 @@ impl std::fmt::Display for AdoptChange {
                 "adopt the Node-RED of {unit}: copy {} to {}, verify, switch to {UNIT_NAME}",
                 from.display(),
                 to.display()
+            ),
+            Self::Confirm { unit, .. } => {
+                write!(
+                    f,
+                    "confirm the adoption: Node-RED serves under {UNIT_NAME}, {unit} stays off"
+                )
+            }
+            Self::Revert { unit, .. } => write!(
+                f,
+                "revert the adoption: {UNIT_NAME} failed on probation, {unit} runs Node-RED again"
             ),
             Self::Undo { unit, from } => write!(
                 f,
@@ -133,6 +164,9 @@ pub struct Observed {
     pub target: Target,
     pub state: Option<State>,
     pub port: u16,
+    /// On probation: whether Node-RED answers on the port, and whether redwarden.service failed.
+    pub serving: bool,
+    pub new_unit_failed: bool,
 }
 
 pub fn observe(root: &Root, config: &Config, undo: bool) -> Result<Observed, crate::Error> {
@@ -155,7 +189,12 @@ pub fn observe(root: &Root, config: &Config, undo: bool) -> Result<Observed, cra
     };
     let state = fs::read_nofollow(&root.resolve(Path::new(STATE_FILE))?)?
         .and_then(|bytes| State::parse(&String::from_utf8_lossy(&bytes)));
+    let on_probation = state.as_ref().is_some_and(|s| s.phase == Phase::Probation);
+    let live = systemd::is_booted(root);
+    let port = config.nodered.port.get();
     Ok(Observed {
+        serving: on_probation && live && serves_http(port),
+        new_unit_failed: on_probation && live && systemd::is_failed(UNIT_NAME),
         adopt: config.nodered.adopt,
         undo,
         legacy,
@@ -163,7 +202,7 @@ pub fn observe(root: &Root, config: &Config, undo: bool) -> Result<Observed, cra
         owner,
         target,
         state,
-        port: config.nodered.port.get(),
+        port,
     })
 }
 
@@ -189,6 +228,34 @@ pub fn plan(observed: &Observed) -> Plan {
         return plan;
     }
     let user_dir = &observed.configured.user_dir;
+    if let Some(
+        state @ State {
+            phase: Phase::Probation,
+            ..
+        },
+    ) = &observed.state
+    {
+        let (unit, from) = (state.unit.clone(), state.from.clone());
+        if observed.serving {
+            plan.actions
+                .push(Action::Adopt(AdoptChange::Confirm { unit, from }));
+        } else if observed.new_unit_failed {
+            plan.findings.push(
+                Finding::new(
+                    "adopt.failed",
+                    Severity::High,
+                    format!("{UNIT_NAME} failed on probation; {unit} took over again"),
+                    true,
+                )
+                .at(STATE_FILE),
+            );
+            plan.actions
+                .push(Action::Adopt(AdoptChange::Revert { unit, from }));
+        } else {
+            plan.findings.push(Finding::new("adopt.probation", Severity::Info, format!("Node-RED was moved from {unit} to {UNIT_NAME} and has not answered on port {} yet; the next apply confirms or reverts it", observed.port), false).at(STATE_FILE));
+        }
+        return plan;
+    }
     match &observed.state {
         Some(State {
             phase: Phase::Failed(reason),
@@ -324,6 +391,11 @@ fn copy_verified(
 }
 
 pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
+    let state = |phase: Phase, unit: &str, from: &Path| State {
+        phase,
+        from: from.to_path_buf(),
+        unit: unit.to_string(),
+    };
     match change {
         AdoptChange::Adopt {
             from,
@@ -332,6 +404,18 @@ pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
             owner,
             port,
         } => adopt(root, from, to, unit, *owner, *port),
+        AdoptChange::Confirm { unit, from } => {
+            remove_probation(root)?;
+            write_state(root, &state(Phase::Adopted, unit, from))
+        }
+        AdoptChange::Revert { unit, from } => {
+            // systemd already started the old unit (OnFailure=); make it the boot default again.
+            set_enabled(root, unit, true)?;
+            set_enabled(root, UNIT_NAME, false)?;
+            remove_probation(root)?;
+            let reason = format!("{UNIT_NAME} failed on probation; see journalctl -u {UNIT_NAME}");
+            write_state(root, &state(Phase::Failed(reason), unit, from))
+        }
         AdoptChange::Undo { unit, from } => {
             // Enable the old before disabling the new: a crash in between leaves both enabled,
             // and Conflicts= lets only one run.
@@ -339,16 +423,9 @@ pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
             set_enabled(root, UNIT_NAME, false)?;
             if systemd::is_booted(root) {
                 systemd::systemctl(&["daemon-reload"])?;
-                systemd::systemctl(&["start", unit])?;
+                systemd::systemctl(&["start", "--no-block", unit])?;
             }
-            write_state(
-                root,
-                &State {
-                    phase: Phase::Undone,
-                    from: from.clone(),
-                    unit: unit.clone(),
-                },
-            )
+            write_state(root, &state(Phase::Undone, unit, from))
         }
     }
 }
@@ -387,75 +464,56 @@ fn adopt(
         std::fs::rename(&staging, &target)
             .map_err(|e| adopt_error(&target, "move the copy into", e))?;
     }
-    // Enable the new before disabling the old (see Undo).
-    set_enabled(root, UNIT_NAME, true)?;
-    set_enabled(root, unit, false)?;
-    if systemd::is_booted(root) {
-        switch_on_probation(root, from, unit, port)?;
-    }
-    write_state(
-        root,
-        &State {
-            phase: Phase::Adopted,
-            from: from.to_path_buf(),
-            unit: unit.to_string(),
-        },
-    )
-}
-
-/// Starts redwarden.service (systemd stops the old unit in the same transaction) with a drop-in
-/// that hands over to the old unit if the new one fails; keeps it when Node-RED answers.
-fn switch_on_probation(
-    root: &Root,
-    from: &Path,
-    unit: &str,
-    port: u16,
-) -> Result<(), crate::Error> {
+    // The safety net goes in before anything switches; the new boot link before the old one
+    // goes away (a crash in between leaves both enabled, and Conflicts= lets one run).
     let probation = root.resolve_parent(&install_path(PROBATION))?;
     if let Some(parent) = probation.parent().filter(|p| !p.exists()) {
         fs::create_dir(parent, 0o755, 0, 0)?;
     }
-    let text = format!("# redwarden: adoption on probation; removed once Node-RED serves.\n[Unit]\nOnFailure={unit}\n\n[Service]\nRestart=no\n");
+    let text = format!("# redwarden: adoption on probation; the next apply removes it once Node-RED serves.\n[Unit]\nOnFailure={unit}\n\n[Service]\nRestart=no\n");
     fs::write_file(&probation, text.as_bytes(), 0o644, 0, 0)?;
-    systemd::systemctl(&["daemon-reload"])?;
-    let started = systemd::systemctl(&["start", UNIT_NAME]);
-    let deadline = Instant::now() + PROBATION_TIMEOUT;
-    let mut serving = false;
-    while started.is_ok() && Instant::now() < deadline {
-        if serves_http(port) {
-            serving = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    std::fs::remove_file(&probation).map_err(|e| adopt_error(&probation, "remove", e))?;
-    if serving {
-        systemd::systemctl(&["daemon-reload"])?;
-        return Ok(());
-    }
-    // Hand back: the old unit starts (stopping the new one), and boots the old way again.
-    set_enabled(root, unit, true)?;
-    set_enabled(root, UNIT_NAME, false)?;
-    systemd::systemctl(&["daemon-reload"])?;
-    systemd::systemctl(&["start", unit])?;
-    let reason = match started {
-        Err(e) => e.to_string(),
-        Ok(()) => format!(
-            "Node-RED under {UNIT_NAME} did not answer on port {port} within {} s",
-            PROBATION_TIMEOUT.as_secs()
-        ),
-    };
+    set_enabled(root, UNIT_NAME, true)?;
+    set_enabled(root, unit, false)?;
     write_state(
         root,
         &State {
-            phase: Phase::Failed(reason.clone()),
+            phase: Phase::Probation,
             from: from.to_path_buf(),
             unit: unit.to_string(),
         },
     )?;
-    Err(crate::Error::Adopt(format!(
-        "{reason}; switched back to {unit}"
-    )))
+    if systemd::is_booted(root) {
+        systemd::systemctl(&["daemon-reload"])?;
+        systemd::systemctl(&["start", "--no-block", UNIT_NAME])?;
+        if !systemd::inside_unit(super::unit::APPLY_UNIT) {
+            wait_for_verdict(port);
+        }
+    }
+    Ok(())
+}
+
+/// Waits until Node-RED answers under the new unit, or the unit fails, or time runs out; the
+/// next pass of apply reads the verdict. Never called from inside a systemd job, where the
+/// start waits for apply to finish.
+fn wait_for_verdict(port: u16) {
+    let deadline = Instant::now() + PROBATION_TIMEOUT;
+    while Instant::now() < deadline {
+        if serves_http(port) || systemd::is_failed(UNIT_NAME) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn remove_probation(root: &Root) -> Result<(), crate::Error> {
+    let probation = root.resolve_parent(&install_path(PROBATION))?;
+    if std::fs::symlink_metadata(&probation).is_ok() {
+        std::fs::remove_file(&probation).map_err(|e| adopt_error(&probation, "remove", e))?;
+    }
+    if systemd::is_booted(root) {
+        systemd::systemctl(&["daemon-reload"])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -483,6 +541,8 @@ mod tests {
             target,
             state,
             port: 1880,
+            serving: false,
+            new_unit_failed: false,
         }
     }
 
@@ -536,6 +596,33 @@ mod tests {
         ));
         undo.target = Target::Free;
         assert!(plan(&undo).actions.is_empty());
+    }
+
+    #[test]
+    fn probation_is_confirmed_when_serving_and_reverted_when_failed() {
+        let probation = State {
+            phase: Phase::Probation,
+            from: "/home/pi/.node-red".into(),
+            unit: "nodered.service".into(),
+        };
+        let mut obs = observed(
+            Target::AdoptedFrom("/home/pi/.node-red".into()),
+            Some(probation),
+        );
+        obs.legacy.as_mut().unwrap().unit_enabled = false;
+        assert_eq!(ids(&plan(&obs)), ["adopt.probation"]);
+        assert!(plan(&obs).actions.is_empty(), "still starting: wait");
+        obs.serving = true;
+        assert!(matches!(
+            &plan(&obs).actions[..],
+            [Action::Adopt(AdoptChange::Confirm { .. })]
+        ));
+        obs.serving = false;
+        obs.new_unit_failed = true;
+        assert!(matches!(
+            &plan(&obs).actions[..],
+            [Action::Adopt(AdoptChange::Revert { .. })]
+        ));
     }
 
     #[test]

@@ -43,3 +43,17 @@ pub fn wants_link(unit: &str, target: &str) -> PathBuf {
         .join(format!("{target}.wants"))
         .join(unit)
 }
+
+/// Whether the unit is in the failed state.
+pub fn is_failed(unit: &str) -> bool {
+    Command::new("systemctl")
+        .args(["is-failed", "--quiet", unit])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether this process runs as part of `unit` (its cgroup says so).
+pub fn inside_unit(unit: &str) -> bool {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .is_ok_and(|c| c.lines().any(|l| l.ends_with(&format!("/{unit}"))))
+}
