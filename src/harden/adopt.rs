@@ -193,7 +193,8 @@ pub fn observe(root: &Root, config: &Config, undo: bool) -> Result<Observed, cra
     let live = systemd::is_booted(root);
     let port = config.nodered.port.get();
     Ok(Observed {
-        serving: on_probation && live && serves_http(port),
+        // Only the new unit counts: the old one, started by OnFailure=, serves the same port.
+        serving: on_probation && live && systemd::is_active(UNIT_NAME) && serves_http(port),
         new_unit_failed: on_probation && live && systemd::is_failed(UNIT_NAME),
         adopt: config.nodered.adopt,
         undo,
@@ -326,12 +327,12 @@ fn write_state(root: &Root, state: &State) -> Result<(), crate::Error> {
 fn set_enabled(root: &Root, unit: &str, enabled: bool) -> Result<(), crate::Error> {
     let link = root.resolve_parent(&systemd::wants_link(unit, "multi-user.target"))?;
     if enabled {
-        let target = if unit == UNIT_NAME {
-            install_path(unit)
-        } else {
-            // The installer's unit lives in /lib; systemctl enable links to where it is.
-            PathBuf::from("/lib/systemd/system").join(unit)
-        };
+        // systemctl enable links to wherever the unit file is.
+        let target = crate::host::paths::UNIT_DIRS
+            .iter()
+            .map(|dir| Path::new(dir).join(unit))
+            .find(|path| root.resolve(path).is_ok_and(|host| host.exists()))
+            .unwrap_or_else(|| install_path(unit));
         fs::write_symlink(&link, &target)?;
     } else if std::fs::symlink_metadata(&link).is_ok() {
         std::fs::remove_file(&link).map_err(|e| adopt_error(&link, "disable", e))?;
@@ -498,7 +499,7 @@ fn adopt(
 fn wait_for_verdict(port: u16) {
     let deadline = Instant::now() + PROBATION_TIMEOUT;
     while Instant::now() < deadline {
-        if serves_http(port) || systemd::is_failed(UNIT_NAME) {
+        if (systemd::is_active(UNIT_NAME) && serves_http(port)) || systemd::is_failed(UNIT_NAME) {
             return;
         }
         std::thread::sleep(Duration::from_millis(500));

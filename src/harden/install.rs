@@ -207,13 +207,6 @@ pub fn find_binaries(root: &Root, config: &Config, user_dirs: &[&Path]) -> Binar
             .and_then(|host| fs::lstat(&host).ok().flatten())
             .is_some()
     };
-    let node = match &config.nodered.node {
-        Some(path) => Some(path.as_path().to_path_buf()),
-        None => paths::NODE_BINARIES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| exists(p)),
-    };
     let nodered = match &config.nodered.install_dir {
         Some(path) => Some(path.as_path().to_path_buf()),
         None => paths::GLOBAL_NODE_MODULES
@@ -221,6 +214,23 @@ pub fn find_binaries(root: &Root, config: &Config, user_dirs: &[&Path]) -> Binar
             .map(|d| Path::new(d).join("node-red"))
             .chain(user_dirs.iter().map(|d| d.join("node_modules/node-red")))
             .find(|p| exists(&p.join("red.js"))),
+    };
+    // The node that installed Node-RED sits under the same prefix (/usr/local/lib/node_modules
+    // goes with /usr/local/bin/node): a distribution's older node may also be on the system, and
+    // Node-RED 5 refuses Node 18. Otherwise the first on the default PATH.
+    let beside_nodered = nodered
+        .as_deref()
+        .and_then(|dir| dir.ancestors().nth(3))
+        .map(|prefix| prefix.join("bin/node"))
+        .filter(|node| exists(node));
+    let node = match &config.nodered.node {
+        Some(path) => Some(path.as_path().to_path_buf()),
+        None => beside_nodered.or_else(|| {
+            paths::NODE_BINARIES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| exists(p))
+        }),
     };
     Binaries { node, nodered }
 }

@@ -49,9 +49,10 @@ pub mod paths {
         "/usr/local/sbin/redwarden",
     ];
     pub const UNIT_DIR: &str = "/etc/systemd/system";
+    /// In the default PATH's order, as `/usr/bin/env node` would find them.
     pub const NODE_BINARIES: &[&str] = &[
-        "/usr/bin/node",
         "/usr/local/bin/node",
+        "/usr/bin/node",
         "/usr/bin/nodejs",
         "/opt/nodejs/bin/node",
     ];

@@ -44,6 +44,14 @@ pub fn wants_link(unit: &str, target: &str) -> PathBuf {
         .join(unit)
 }
 
+/// Whether the unit is active (running), as `systemctl is-active` says.
+pub fn is_active(unit: &str) -> bool {
+    Command::new("systemctl")
+        .args(["is-active", "--quiet", unit])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Whether the unit is in the failed state.
 pub fn is_failed(unit: &str) -> bool {
     Command::new("systemctl")
