@@ -16,7 +16,14 @@
 LAB_CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log() { printf '[lab] %s\n' "$*" >&2; }
-die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 2; }
+die() {
+    printf '[lab] ERROR: %s\n' "$*" >&2
+    # inside a scenario, this is its reason
+    if [[ -n "${LAB_REASON_FILE:-}" && ! -s "${LAB_REASON_FILE}" ]]; then
+        printf '%s\n' "$*" >"$LAB_REASON_FILE" 2>/dev/null || true
+    fi
+    exit 2
+}
 
 now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
 elapsed() { python3 -c 'import sys; print("%.1fs" % (float(sys.argv[2]) - float(sys.argv[1])))' "$1" "$(now)"; }
@@ -198,6 +205,10 @@ for f in doc.get("findings", []):
     print(f["id"])
 EOF
 }
+# depends_on SCENARIO: skip unless that scenario passed earlier in this boot.
+depends_on() {
+    grep -qx "$1" "$LAB_RUN/passed" 2>/dev/null || skip "needs $1, which did not pass in this run"
+}
 need_redwarden() {
     [[ -x "$LAB_ROOT/usr/local/bin/redwarden" ]] || fail "redwarden binary not installed in the lab (see run.sh output)"
 }
@@ -253,7 +264,7 @@ boot_ct() {
     nsenter -t "$LAB_LEADER" -n ip link set host0 up
     log "nspawn pid $LAB_NSPAWN_PID, init (host pid) $LAB_LEADER, $veth $LAB_HOST_IP <-> host0 $LAB_CT_IP ($(elapsed "$t0"))"
     wait_ct
-    wait_nodered "${LAB_NR_TIMEOUT:-180}"
+    wait_nodered "${LAB_NR_TIMEOUT:-90}"
     log "boot total: $(elapsed "$t0")"
 }
 
@@ -284,12 +295,13 @@ wait_ct() {
 wait_nodered() {
     local t0 code deadline
     t0=$(now)
-    deadline=$((SECONDS + ${1:-180}))
+    deadline=$((SECONDS + ${1:-${LAB_NR_TIMEOUT:-90}}))
     while :; do
         code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "$NR_URL/") || code=000
         [[ "$code" =~ ^[23] ]] && break
         if ((SECONDS >= deadline)); then
-            in_ct systemctl status --no-pager -n 30 nodered.service >&2 || true
+            in_ct systemctl status --no-pager -n 30 nodered.service 'redwarden*.service' >&2 || true
+            in_ct ss -ltnp >&2 2>/dev/null || true
             die "Node-RED did not answer on $NR_URL/ (last HTTP $code)"
         fi
         sleep 1

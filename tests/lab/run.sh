@@ -259,11 +259,9 @@ redwarden_bin() {
     [[ -n "$triple" ]] && rel=$triple/release
     tdir=${CARGO_TARGET_DIR:-$REPO/target}
     bin=$tdir/$rel/redwarden
-    if [[ ! -x "$bin" ]]; then
-        if [[ ! -f "$REPO/Cargo.toml" ]] || ! command -v cargo >/dev/null; then
-            log "SKIP install of redwarden: no $bin and no cargo/Cargo.toml to build it"
-            return 0
-        fi
+    # build (incrementally: a no-op when up to date) so the lab tests the
+    # current source; LAB_NO_BUILD=1 uses whatever binary is there
+    if [[ "${LAB_NO_BUILD:-0}" != 1 && -f "$REPO/Cargo.toml" ]] && command -v cargo >/dev/null; then
         local -a args=(build --release --locked)
         [[ -f "$REPO/Cargo.lock" ]] || args=(build --release)
         if [[ -n "$triple" ]]; then
@@ -273,12 +271,21 @@ redwarden_bin() {
             fi
         fi
         phase "build redwarden ($arch): cargo ${args[*]}"
-        if ! (cd "$REPO" && cargo "${args[@]}") >"$CACHE/cargo-$arch.log" 2>&1; then
+        if (cd "$REPO" && cargo "${args[@]}") >"$CACHE/cargo-$arch.log" 2>&1; then
+            phase_done "cargo build $arch"
+        else
             tail -n 20 "$CACHE/cargo-$arch.log" >&2
-            log "SKIP install of redwarden: cargo build failed (log: $CACHE/cargo-$arch.log)"
-            return 0
+            if [[ -x "$bin" ]]; then
+                log "WARNING: cargo build failed (log: $CACHE/cargo-$arch.log); using the OLD binary $bin"
+            else
+                log "SKIP install of redwarden: cargo build failed (log: $CACHE/cargo-$arch.log)"
+                return 0
+            fi
         fi
-        phase_done "cargo build $arch"
+    fi
+    if [[ ! -x "$bin" ]]; then
+        log "SKIP install of redwarden: no $bin (and no cargo/Cargo.toml to build it)"
+        return 0
     fi
     printf '%s' "$bin"
 }
@@ -292,6 +299,8 @@ install_redwarden() {
         return 0
     fi
     install -m 0755 "$bin" "$root/usr/local/bin/redwarden"
+    # the shipped units run /usr/bin/redwarden, as a package installs it
+    [[ -e "$root/usr/bin/redwarden" ]] || ln -s ../local/bin/redwarden "$root/usr/bin/redwarden"
     log "installed $bin -> /usr/local/bin/redwarden ($(file -b "$bin" 2>/dev/null | cut -d, -f1-2 || true))"
     if [[ -d "$REPO/systemd" ]]; then
         for f in "$REPO"/systemd/*; do
@@ -359,7 +368,7 @@ run_scenarios() {
             >"$LAB_RUN/logs/$n.log" 2>&1 || rc=$?
         reason=$(head -n 1 "$LAB_REASON_FILE" 2>/dev/null || true)
         case $rc in
-        0) N_PASS=$((N_PASS + 1)); printf 'PASS %s %s (%s)\n' "$n" "$tag" "$(elapsed "$t0")" ;;
+        0) N_PASS=$((N_PASS + 1)); echo "$n" >>"$LAB_RUN/passed"; printf 'PASS %s %s (%s)\n' "$n" "$tag" "$(elapsed "$t0")" ;;
         77) N_SKIP=$((N_SKIP + 1)); printf 'SKIP %s %s (%s): %s\n' "$n" "$tag" "$(elapsed "$t0")" "$reason" ;;
         *)
             [[ $rc -eq 124 ]] && reason="timed out after ${LAB_SCENARIO_TIMEOUT:-600}s"
@@ -379,6 +388,14 @@ cleanup() {
     CLEANUP_ARMED=0
     trap - INT TERM
     stop_ct || true
+    # logs outlive the run: $CACHE/logs/<name>/ (the last 20 runs are kept)
+    if [[ -d "$LAB_RUN/logs" ]]; then
+        mkdir -p "$CACHE/logs"
+        cp -r "$LAB_RUN/logs" "$CACHE/logs/$LAB_NAME" 2>/dev/null &&
+            log "logs: $CACHE/logs/$LAB_NAME/"
+        # shellcheck disable=SC2012
+        ls -1dt "$CACHE"/logs/rwlab-* 2>/dev/null | tail -n +21 | xargs -r rm -rf --
+    fi
     if ((keep)); then
         : >"$LAB_RUN/kept"
         log "kept run folder: $LAB_RUN (rootfs: $LAB_ROOT)"
@@ -440,7 +457,18 @@ lab_one() {
     phase_done "copy + install"
 
     phase "boot $arch/$flavour ($LAB_NAME)"
-    boot_ct
+    if ! (boot_ct); then
+        # a lab that does not come up fails every selected scenario; go on
+        # with the next arch/flavour
+        local f
+        for f in "${SCENARIOS[@]}"; do
+            N_FAIL=$((N_FAIL + 1))
+            printf 'FAIL %s %s: lab did not come up (see above; --keep to inspect)\n' "$(basename "$f" .sh)" "$tag"
+        done
+        cleanup || true
+        return 0
+    fi
+    lab_state_load
     phase_done "boot"
     log "Node.js $(in_ct node --version), Node-RED $(http GET /settings 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("version","?"))' 2>/dev/null || echo '? (admin API locked)')"
 

@@ -19,7 +19,7 @@ for f in flows_cred.json .config.runtime.json; do
 done
 
 # Node-RED still serves and deploys (apply may have restarted it)
-wait_nodered 120
+wait_nodered
 deploy_flow '[{"id":"lab-tab","type":"tab","label":"lab"},
   {"id":"lab-in","type":"http in","z":"lab-tab","url":"/lab-echo","method":"get","wires":[["lab-fn"]]},
   {"id":"lab-fn","type":"function","z":"lab-tab","func":"msg.payload = \"echo:\" + msg.req.query.q;\nreturn msg;","outputs":1,"wires":[["lab-out"]]},

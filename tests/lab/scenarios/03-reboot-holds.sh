@@ -1,6 +1,7 @@
 # After a reboot, Node-RED comes back by itself, the flow from 02 answers,
 # and the hardening holds. (Runs after 02 in the same boot.)
 need_redwarden
+depends_on 02-apply-works
 
 reboot_ct
 
