@@ -158,6 +158,9 @@ impl Sandbox {
                 format!("-{}", self.paths.settings.display()),
             ),
             d("PrivateTmp", "yes"),
+            // PrivateTmp's /var/tmp lives on disk: a flow could fill the SD card through it.
+            // Nothing in Node-RED or npm uses it (os.tmpdir() is /tmp), so it is hidden.
+            d("InaccessiblePaths", "-/var/tmp"),
             d("ProtectKernelTunables", "yes"),
             d("ProtectKernelModules", "yes"),
             d("ProtectKernelLogs", "yes"),

@@ -324,12 +324,20 @@ install_redwarden() {
 # LoadCredential= fail and the container is "degraded". Lab-only drop-ins
 # clear those credentials on the arm64 run copy (never in the cached image).
 qemu_user_dropins() {
-    local f d
+    local f d u
     for f in "$1"/lib/systemd/system/*.service; do
         grep -qs '^LoadCredential=' "$f" || continue
         d=$1/etc/systemd/system/$(basename "$f").d
         mkdir -p "$d"
         printf '# redwarden lab: qemu-user cannot set up credentials\n[Service]\nLoadCredential=\n' >"$d/10-lab-qemu-user.conf"
+    done
+    # Nor can it create the user namespace of PrivateUsers=yes (status 217/USER, seen with
+    # `systemd-run -p PrivateUsers=yes /bin/true`). Everything else of redwarden's sandbox is
+    # kept; PrivateUsers is judged on amd64 and on a real ARM kernel (the VM lab).
+    for u in redwarden.service nodered.service; do
+        d=$1/etc/systemd/system/$u.d
+        mkdir -p "$d"
+        printf '# redwarden lab: qemu-user cannot create user namespaces\n[Service]\nPrivateUsers=no\n' >"$d/90-lab-qemu-user.conf"
     done
 }
 

@@ -1,5 +1,23 @@
-# `redwarden apply` fixes everything it can, and Node-RED still works.
+# `redwarden apply` on the installer's state: it fixes what it can, adopts Node-RED into the
+# dedicated user and redwarden.service's sandbox, and Node-RED keeps working: a flow deployed
+# before (with a stored credential, so its key must travel) answers after, without a redeploy.
 need_redwarden
+
+# Before: pi's Node-RED serves /lab-cred, which calls /lab-secret through an http request node
+# with basic auth from its stored credentials; /lab-secret says "ok" only for the right ones.
+deploy_flow '[{"id":"lab-tab","type":"tab","label":"lab"},
+  {"id":"lab-in","type":"http in","z":"lab-tab","url":"/lab-echo","method":"get","wires":[["lab-fn"]]},
+  {"id":"lab-fn","type":"function","z":"lab-tab","func":"msg.payload = \"echo:\" + msg.req.query.q;\nreturn msg;","outputs":1,"wires":[["lab-out"]]},
+  {"id":"lab-out","type":"http response","z":"lab-tab","statusCode":"","wires":[]},
+  {"id":"sec-in","type":"http in","z":"lab-tab","url":"/lab-secret","method":"get","wires":[["sec-fn"]]},
+  {"id":"sec-fn","type":"function","z":"lab-tab","func":"const want = \"Basic \" + Buffer.from(\"lab:s3cret\").toString(\"base64\");\nmsg.payload = msg.req.headers.authorization === want ? \"ok\" : \"denied\";\nreturn msg;","outputs":1,"wires":[["sec-out"]]},
+  {"id":"sec-out","type":"http response","z":"lab-tab","statusCode":"","wires":[]},
+  {"id":"cred-in","type":"http in","z":"lab-tab","url":"/lab-cred","method":"get","wires":[["cred-req"]]},
+  {"id":"cred-req","type":"http request","z":"lab-tab","method":"GET","ret":"txt","url":"http://127.0.0.1:1880/lab-secret","authType":"basic","credentials":{"user":"lab","password":"s3cret"},"wires":[["cred-out"]]},
+  {"id":"cred-out","type":"http response","z":"lab-tab","statusCode":"","wires":[]}]'
+body=""
+for _ in $(seq 20); do body=$(http GET "/lab-cred") && break; sleep 0.5; done
+assert_eq "ok" "$body" "GET /lab-cred before apply (stored credential)"
 
 rc=0
 in_ct redwarden apply || rc=$?
@@ -10,22 +28,28 @@ fixable=$(finding_ids fixable) || fail "check --json is not the expected JSON"
 [[ -z "$fixable" ]] || fail "fixable findings remain after apply: $(echo "$fixable" | tr '\n' ' ')"
 log "check after apply: rc $rc, remaining: $(finding_ids | tr '\n' ' ')"
 
-# modes, judged from the host
-s=$(stat_ct /home/pi/.node-red/settings.js)
-[[ "$s" == "640 root "* ]] || fail "settings.js is '$s', want 640 root:<group>"
+# Adopted: redwarden.service runs Node-RED as nodered from /var/lib/node-red; the installer's
+# unit is off, and the original folder is still there, tightened.
+assert_eq "active" "$(in_ct systemctl is-active redwarden.service)" "redwarden.service"
+assert_eq "inactive" "$(in_ct systemctl is-active nodered.service || true)" "nodered.service"
+wait_nodered 120
+pid=$(nr_pid)
+[[ -n "$pid" ]] || fail "no Node-RED process found"
+uid=$(host_status_of "$pid" Uid | awk '{print $1}')
+assert_eq "$(awk -F: '$1 == "nodered" {print $3}' "$LAB_ROOT/etc/passwd")" "$uid" "Node-RED's uid (from the host's /proc)"
+assert_eq "0000000000000000" "$(host_status_of "$pid" CapEff)" "Node-RED's effective capabilities"
+assert_eq "1" "$(host_status_of "$pid" NoNewPrivs)" "Node-RED's NoNewPrivs"
+assert_eq "2" "$(host_status_of "$pid" Seccomp)" "Node-RED's seccomp mode"
+assert_eq "640 root nodered" "$(stat_ct /var/lib/node-red/settings.js)" "adopted settings.js"
 for f in flows_cred.json .config.runtime.json; do
+    assert_eq "600 nodered nodered" "$(stat_ct "/var/lib/node-red/$f")" "adopted $f"
     s=$(stat_ct "/home/pi/.node-red/$f")
-    [[ "$s" == 600\ * ]] || fail "$f is '$s', want 0600"
+    [[ "$s" == "600 pi "* ]] || fail "original $f is '$s', want 600 pi"
 done
+assert_eq "640 root pi" "$(stat_ct /home/pi/.node-red/settings.js)" "original settings.js"
 
-# Node-RED still serves and deploys (apply may have restarted it)
-wait_nodered
-deploy_flow '[{"id":"lab-tab","type":"tab","label":"lab"},
-  {"id":"lab-in","type":"http in","z":"lab-tab","url":"/lab-echo","method":"get","wires":[["lab-fn"]]},
-  {"id":"lab-fn","type":"function","z":"lab-tab","func":"msg.payload = \"echo:\" + msg.req.query.q;\nreturn msg;","outputs":1,"wires":[["lab-out"]]},
-  {"id":"lab-out","type":"http response","z":"lab-tab","statusCode":"","wires":[]},
-  {"id":"lab-broker","type":"mqtt-broker","name":"lab","broker":"127.0.0.1","port":"1883",
-   "credentials":{"user":"lab","password":"s3cret"}}]'
+# The flows and credentials came along: no redeploy, and the credential still decrypts.
 body=""
 for _ in $(seq 20); do body=$(http GET "/lab-echo?q=42") && break; sleep 0.5; done
-assert_eq "echo:42" "$body" "GET /lab-echo?q=42 from the host"
+assert_eq "echo:42" "$body" "GET /lab-echo?q=42 after adoption"
+assert_eq "ok" "$(http GET /lab-cred)" "GET /lab-cred after adoption (the credential key travelled)"
