@@ -6,7 +6,10 @@
 # answer is its exit code, so 0 means the attempt worked (not blocked).
 
 # name|command. A command exits 0 only if the attack worked. Loading a module is judged by the
-# error alone: an empty image is refused anyway, but only EPERM means "not allowed".
+# error alone: an empty image is refused anyway, but EPERM means "not allowed" (and ENOSYS,
+# which qemu-user answers, that the call does not exist there). Under qemu-user (arm64), setuid
+# binaries never gain privileges, so sudo and the setuid shell are blocked even in the stock
+# column: privilege verdicts are made on amd64 and on a real ARM kernel.
 HOSTILE_ATTEMPTS=(
     "write /etc|touch /etc/lab-hostile"
     "write /usr/bin|touch /usr/bin/lab-hostile"
@@ -19,9 +22,9 @@ HOSTILE_ATTEMPTS=(
     "su|su -c true root </dev/null"
     "setuid binary|/usr/local/bin/lab-rootbash -p -c '[ \"\$(id -u)\" = 0 ]'"
     "signal another user's process|kill -0 1"
-    "see other users' processes|[ \"\$(ps -eo user= | grep -vcx \"\$(id -un)\")\" -gt 0 ]"
+    "see other users' processes|[ \"\$(stat -c %u /proc/[0-9]* 2>/dev/null | grep -vcx \"\$(id -u)\")\" -gt 0 ]"
     "read another process's environment|cat /proc/1/environ >/dev/null"
-    "load a kernel module|python3 -c 'import ctypes, os, sys; n = {\"x86_64\": 175, \"aarch64\": 105, \"armv7l\": 128}[os.uname().machine]; libc = ctypes.CDLL(None, use_errno=True); libc.syscall(n, None, 0, b\"\"); sys.exit(ctypes.get_errno() == 1)'"
+    "load a kernel module|python3 -c 'import ctypes, os, sys; n = {\"x86_64\": 175, \"aarch64\": 105, \"armv7l\": 128}[os.uname().machine]; libc = ctypes.CDLL(None, use_errno=True); libc.syscall(n, None, 0, b\"\"); sys.exit(ctypes.get_errno() in (1, 38))'"
     "change a sysctl|echo hostile > /proc/sys/kernel/domainname"
     "set the clock|date -s @1700000000"
     "set the hostname|hostname lab-hostile"

@@ -36,6 +36,8 @@ fail() {
     exit 1
 }
 pass() { exit 0; }
+# report: stdin becomes this scenario's report, which the runner prints under its result line.
+report() { cat >"${LAB_REASON_FILE%.reason}.report"; }
 # skip REASON: the scenario does not apply here (counted as skipped).
 skip() {
     printf '%s\n' "$*" >"${LAB_REASON_FILE:-/dev/stderr}"

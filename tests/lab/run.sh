@@ -385,6 +385,10 @@ run_scenarios() {
             sed 's/^/    | /' "$LAB_RUN/logs/$n.log" | tail -n "${LAB_FAIL_LINES:-25}" >&2
             ;;
         esac
+        # A scenario's report (`report` in lib.sh) is shown whatever the outcome.
+        if [[ -s "$LAB_RUN/logs/$n.report" ]]; then
+            sed 's/^/    /' "$LAB_RUN/logs/$n.report"
+        fi
     done
 }
 

@@ -3,4 +3,4 @@
 # shellcheck source=../hostile.sh
 source "$LAB_DIR/hostile.sh"
 hostile_run before
-log "stock: $(grep -c '|0$' "$LAB_RUN/hostile-before") of ${#HOSTILE_ATTEMPTS[@]} attempts worked"
+log "stock: $(grep -c '|0$' "$LAB_RUN/hostile-before" || true) of ${#HOSTILE_ATTEMPTS[@]} attempts worked"

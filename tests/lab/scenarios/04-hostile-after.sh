@@ -5,7 +5,7 @@ depends_on 02-apply-works
 # shellcheck source=../hostile.sh
 source "$LAB_DIR/hostile.sh"
 hostile_run after
-hostile_table | tee "$LAB_RUN/hostile-table" >&2
-worked=$(grep '|0$' "$LAB_RUN/hostile-after" | cut -d'|' -f1 | tr '\n' ',')
+hostile_table | report
+worked=$(grep '|0$' "$LAB_RUN/hostile-after" | cut -d'|' -f1 | tr '\n' ',' || true)
 [[ -z "$worked" ]] || fail "not blocked under redwarden: ${worked%,}"
 wait_nodered 30
