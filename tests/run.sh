@@ -66,8 +66,8 @@ if is_root && command -v update-binfmts >/dev/null; then
 fi
 for target in "${cross_targets[@]}"; do
   case $target in
-    aarch64*) qemu=qemu-aarch64; sysroot=/usr/aarch64-linux-gnu ;;
-    *) qemu=qemu-arm; sysroot=/usr/arm-linux-gnueabihf ;;
+    aarch64*) qemu="qemu-aarch64"; sysroot=/usr/aarch64-linux-gnu ;;
+    *) qemu="qemu-arm"; sysroot=/usr/arm-linux-gnueabihf ;;
   esac
   say "all tiers on $target under qemu-user"
   if ! command -v "$qemu-static" >/dev/null || [ ! -d "$sysroot/lib" ]; then

@@ -47,7 +47,7 @@ urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys
 
 # hostile_run LABEL: deploys the suite and writes "name|rc" lines to $LAB_RUN/hostile-LABEL.
 hostile_run() {
-    local label=$1 out="$LAB_RUN/hostile-$1" entry name cmd rc
+    local out="$LAB_RUN/hostile-$1" entry name cmd rc
     # A setuid-root shell stands for any vulnerable setuid binary on the device.
     in_ct sh -c 'cp /bin/bash /usr/local/bin/lab-rootbash && chmod 4755 /usr/local/bin/lab-rootbash'
     deploy_flow "$HOSTILE_FLOW"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The lab itself: the stock installer state is what the other scenarios assume.
 # Uses only curl, stat and /proc from the host (no redwarden needed).
 

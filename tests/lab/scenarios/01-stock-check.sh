@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # On the untouched installer state, `redwarden check --json` reports the
 # known problems and exits 1.
 need_redwarden

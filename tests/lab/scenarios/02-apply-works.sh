@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # `redwarden apply` on the installer's state: it fixes what it can, adopts Node-RED into the
 # dedicated user and redwarden.service's sandbox, and Node-RED keeps working: a flow deployed
 # before (with a stored credential, so its key must travel) answers after, without a redeploy.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # After a reboot, Node-RED comes back by itself under redwarden.service, the flows from 02
 # answer, and the hardening holds. (Runs after 02 in the same boot.)
 need_redwarden

@@ -1,8 +1,9 @@
+# shellcheck shell=bash
 # The hostile-flow suite under redwarden's sandbox: every attempt is blocked, and Node-RED
 # still serves. Prints the before/after table.
 need_redwarden
 depends_on 02-apply-works
-# shellcheck source=../hostile.sh
+# shellcheck source=tests/lab/hostile.sh
 source "$LAB_DIR/hostile.sh"
 hostile_run after
 hostile_table | report
