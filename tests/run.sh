@@ -15,7 +15,7 @@ started=$(date +%s)
 # Debian packages: cross linkers and C libraries for aarch64/armv7, qemu-user to run the ARM
 # test binaries, pwck/grpck (passwd) that the privileged tier uses to judge account files.
 apt_packages=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
-  libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file)
+  libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -39,6 +39,11 @@ fi
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+if command -v shellcheck >/dev/null; then
+  shellcheck -x tests/run.sh .ci/run tests/lab/*.sh tests/lab/scenarios/*.sh
+else
+  skip "shellcheck: not installed (apt-get install shellcheck as root)"
+fi
 
 say "tiers 1-3: unit, fake root, privileged"
 is_root || echo "note: not root, so the privileged tier prints SKIP lines and passes vacuously"
@@ -82,5 +87,12 @@ done
 
 say "benchmark: check vs find over a 20 000-file userDir"
 cargo bench --locked --bench check_walk -- --runs 9
+
+say "lab: real systemd and Node-RED in nspawn containers, amd64 and arm64, both Node flavours"
+if is_root; then
+  ./tests/lab/run.sh --arch all --flavour all
+else
+  skip "the lab: it boots containers with systemd-nspawn and needs root (sudo ./tests/run.sh)"
+fi
 
 say "done in $(( $(date +%s) - started )) s"
