@@ -105,6 +105,9 @@ pub struct Sandbox {
     /// The userDir lives under /home (the official installer's layout): /home is read-only
     /// instead of hidden, so the userDir can be made writable.
     pub user_dir_in_home: bool,
+    /// Node-RED binds a port below 1024 itself (no socket activation): the one capability it
+    /// then needs, CAP_NET_BIND_SERVICE, and no other.
+    pub low_port: bool,
 }
 
 impl Sandbox {
@@ -131,6 +134,15 @@ impl Sandbox {
                 .collect(),
             jitless: config.service.jitless,
             user_dir_in_home,
+            low_port: config.nodered.port.get() < 1024,
+        }
+    }
+
+    fn capabilities(&self) -> &'static str {
+        if self.low_port {
+            "CAP_NET_BIND_SERVICE"
+        } else {
+            ""
         }
     }
 
@@ -139,8 +151,8 @@ impl Sandbox {
         let mut out = vec![
             d("UMask", "0077"),
             d("NoNewPrivileges", "yes"),
-            d("CapabilityBoundingSet", ""),
-            d("AmbientCapabilities", ""),
+            d("CapabilityBoundingSet", self.capabilities()),
+            d("AmbientCapabilities", self.capabilities()),
             d("ProtectSystem", "strict"),
             d(
                 "ProtectHome",
@@ -751,6 +763,18 @@ mod tests {
             !text.contains("NOTIFY") && text.contains("Type=exec"),
             "it must not pretend to notify"
         );
+    }
+
+    #[test]
+    fn a_port_below_1024_gets_exactly_cap_net_bind_service() {
+        let mut config = Config::default();
+        config.nodered.port = crate::config::Port::try_from(443).unwrap();
+        let low = Sandbox::from_config(&config, sandbox(Vec::new()).paths).directives();
+        assert_eq!(
+            value(&low, "CapabilityBoundingSet"),
+            ["CAP_NET_BIND_SERVICE"]
+        );
+        assert_eq!(value(&low, "AmbientCapabilities"), ["CAP_NET_BIND_SERVICE"]);
     }
 
     #[test]
