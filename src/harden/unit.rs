@@ -96,6 +96,9 @@ pub struct Paths {
 pub struct Sandbox {
     pub paths: Paths,
     pub hardware: Vec<Hardware>,
+    /// The groups of those hardware profiles that exist on the system: systemd refuses to
+    /// start a unit whose SupplementaryGroups= names a missing group.
+    pub groups: Vec<String>,
     pub memory_max: String,
     pub tasks_max: u32,
     pub ip_allow: Vec<String>,
@@ -111,13 +114,21 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn from_config(config: &Config, paths: Paths) -> Self {
+    pub fn from_config(config: &Config, paths: Paths, existing_groups: &[String]) -> Self {
         let user_dir_in_home = ["/home", "/root", "/run/user"]
             .iter()
             .any(|h| paths.user_dir.starts_with(h));
         Self {
             paths,
             hardware: config.service.hardware.clone(),
+            groups: config
+                .service
+                .hardware
+                .iter()
+                .filter_map(|h| h.group())
+                .filter(|g| existing_groups.iter().any(|e| e == g))
+                .map(str::to_string)
+                .collect(),
             memory_max: config.service.memory_max.to_string(),
             tasks_max: config.service.tasks_max,
             ip_allow: config
@@ -202,14 +213,14 @@ impl Sandbox {
             families.extend(address_families(*hardware));
         }
         out.push(d("RestrictAddressFamilies", families.join(" ")));
+        // A user namespace where only root and the service's own ids exist. The supplementary
+        // groups are set before it is entered and keep their kernel ids, so group access to
+        // gpio or dialout devices still works (the lab's hardware scenario checks it).
+        out.push(d("PrivateUsers", "yes"));
         if self.hardware.is_empty() {
             out.push(d("PrivateDevices", "yes"));
-            // Without supplementary groups nothing needs the host's group ids, so the service
-            // can run in a user namespace where only its own ids and root exist.
-            out.push(d("PrivateUsers", "yes"));
         } else {
-            // PrivateUsers=yes would map gpio, dialout… to nobody and break group access to
-            // the devices, and PrivateDevices=yes would hide them: allow the exact devices.
+            // PrivateDevices=yes would hide the devices: allow exactly the profiles' ones.
             out.push(d("DevicePolicy", "closed"));
             for hardware in &self.hardware {
                 for device in devices(*hardware) {
@@ -270,9 +281,8 @@ impl Service {
             d("User", self.user.clone()),
             d("Group", self.group.clone()),
         ];
-        let groups: Vec<&str> = sandbox.hardware.iter().filter_map(|h| h.group()).collect();
-        if !groups.is_empty() {
-            service.push(d("SupplementaryGroups", groups.join(" ")));
+        if !sandbox.groups.is_empty() {
+            service.push(d("SupplementaryGroups", sandbox.groups.join(" ")));
         }
         service.extend([
             d(
@@ -317,9 +327,8 @@ impl Service {
 /// the installer keeps (User=pi, userDir /home/pi/.node-red).
 pub fn drop_in(sandbox: &Sandbox) -> UnitFile {
     let mut service = Vec::new();
-    let groups: Vec<&str> = sandbox.hardware.iter().filter_map(|h| h.group()).collect();
-    if !groups.is_empty() {
-        service.push(d("SupplementaryGroups", groups.join(" ")));
+    if !sandbox.groups.is_empty() {
+        service.push(d("SupplementaryGroups", sandbox.groups.join(" ")));
     }
     service.extend(sandbox.directives());
     UnitFile {
@@ -348,6 +357,7 @@ pub fn render_all(
         &observed.binaries,
         Some(&legacy),
         &observed.redwarden_bin,
+        &observed.groups,
     ))
 }
 
@@ -379,6 +389,10 @@ pub enum UnitChange {
     Start {
         unit: &'static str,
     },
+    /// Restarts a running unit so a rewritten unit file takes effect (`try-restart --no-block`).
+    Restart {
+        unit: &'static str,
+    },
 }
 
 impl std::fmt::Display for UnitChange {
@@ -388,6 +402,7 @@ impl std::fmt::Display for UnitChange {
             Self::Enable { unit, target } => write!(f, "enable {unit} for {target}"),
             Self::DaemonReload => f.write_str("reload systemd's unit files"),
             Self::Start { unit } => write!(f, "start {unit}"),
+            Self::Restart { unit } => write!(f, "restart {unit} if it runs, for its new unit file"),
         }
     }
 }
@@ -398,6 +413,7 @@ pub fn generated(
     binaries: &super::install::Binaries,
     legacy: Option<&super::install::Installation>,
     redwarden_bin: &Path,
+    groups: &[String],
 ) -> Vec<(PathBuf, String)> {
     let configured = super::install::Installation::configured(config);
     let paths = |i: &super::install::Installation| Paths {
@@ -415,7 +431,7 @@ pub fn generated(
                 .unwrap_or_else(|| PathBuf::from(crate::host::paths::NODE_BINARIES[0])),
             red_js: nodered.join("red.js"),
             port: config.nodered.port.get(),
-            sandbox: Sandbox::from_config(config, paths(&configured)),
+            sandbox: Sandbox::from_config(config, paths(&configured), groups),
         };
         files.push((install_path(UNIT_NAME), service.unit().render()));
     }
@@ -430,7 +446,7 @@ pub fn generated(
         watched.extend([legacy.user_dir.clone(), legacy.settings.clone()]);
         watched.extend(legacy.unit.clone());
         watched.push(install_path(DROP_IN_NAME));
-        let drop = drop_in(&Sandbox::from_config(config, paths(legacy)));
+        let drop = drop_in(&Sandbox::from_config(config, paths(legacy), groups));
         files.push((install_path(DROP_IN_NAME), drop.render()));
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -539,6 +555,8 @@ pub struct Observed {
     /// The installation an existing nodered.service runs, when it is not the configured one.
     pub legacy: Option<super::install::Installation>,
     pub redwarden_bin: PathBuf,
+    /// Every group on the system, for the hardware profiles' SupplementaryGroups=.
+    pub groups: Vec<String>,
     /// Current contents of each file the step may write (None: missing).
     pub current: Vec<(PathBuf, Option<String>)>,
     /// Units whose wants-symlink already points at them.
@@ -577,6 +595,7 @@ pub fn observe(root: &crate::host::Root, config: &Config) -> Result<Observed, cr
         binaries,
         legacy,
         redwarden_bin,
+        groups: accounts.group.records().map(|g| g.name.clone()).collect(),
         current: Vec::new(),
         enabled: Vec::new(),
         booted: crate::host::systemd::is_booted(root),
@@ -586,6 +605,7 @@ pub fn observe(root: &crate::host::Root, config: &Config) -> Result<Observed, cr
         &observed.binaries,
         observed.legacy.as_ref(),
         &observed.redwarden_bin,
+        &observed.groups,
     ) {
         let host = root.resolve_parent(&path)?;
         let text = crate::host::fs::read_nofollow(&host)?
@@ -605,11 +625,13 @@ pub fn plan(observed: &Observed) -> super::Plan {
     use crate::report::{Finding, Severity};
     let mut plan = super::Plan::default();
     let mut changed = false;
+    let mut restart = false;
     let files = generated(
         &observed.config,
         &observed.binaries,
         observed.legacy.as_ref(),
         &observed.redwarden_bin,
+        &observed.groups,
     );
     for (path, contents) in files {
         let current = observed
@@ -629,6 +651,9 @@ pub fn plan(observed: &Observed) -> super::Plan {
             None => Finding::new("unit.missing", Severity::Medium, "not installed", true),
         };
         plan.findings.push(finding.at(path.clone()));
+        // A running Node-RED keeps its old sandbox until restarted; the installer's unit, kept
+        // with a drop-in, gets it at its next start (adoption usually replaces it first).
+        restart |= current.is_some() && path == install_path(UNIT_NAME);
         plan.actions
             .push(super::Action::Unit(UnitChange::Write { path, contents }));
         changed = true;
@@ -663,6 +688,10 @@ pub fn plan(observed: &Observed) -> super::Plan {
             plan.actions
                 .push(super::Action::Unit(UnitChange::Start { unit }));
         }
+        if restart {
+            plan.actions
+                .push(super::Action::Unit(UnitChange::Restart { unit: UNIT_NAME }));
+        }
     }
     plan
 }
@@ -683,6 +712,7 @@ pub fn apply(root: &crate::host::Root, change: &UnitChange) -> Result<(), crate:
         }
         UnitChange::DaemonReload => systemd::systemctl(&["daemon-reload"])?,
         UnitChange::Start { unit } => systemd::systemctl(&["start", "--no-block", unit])?,
+        UnitChange::Restart { unit } => systemd::systemctl(&["try-restart", "--no-block", unit])?,
     }
     Ok(())
 }
@@ -700,6 +730,8 @@ mod tests {
                 user_dir: "/var/lib/node-red".into(),
                 settings: "/var/lib/node-red/settings.js".into(),
             },
+            // A Debian without Raspberry Pi OS's gpio group.
+            &["dialout".to_string(), "video".to_string()],
         )
     }
 
@@ -728,10 +760,7 @@ mod tests {
     fn hardware_keeps_group_ids_and_allows_only_its_devices() {
         let directives =
             sandbox(vec![Hardware::Gpio, Hardware::Serial, Hardware::Can]).directives();
-        assert!(
-            value(&directives, "PrivateUsers").is_empty(),
-            "PrivateUsers would unmap gpio/dialout"
-        );
+        assert_eq!(value(&directives, "PrivateUsers"), ["yes"]);
         assert!(value(&directives, "PrivateDevices").is_empty());
         assert_eq!(value(&directives, "DevicePolicy"), ["closed"]);
         assert!(value(&directives, "DeviceAllow").contains(&"char-gpiochip rw"));
@@ -754,10 +783,7 @@ mod tests {
         };
         let text = service.unit().render();
         assert!(text.contains("\nUser=nodered\n"), "{text}");
-        assert!(
-            text.contains("\nSupplementaryGroups=gpio dialout\n"),
-            "{text}"
-        );
+        assert!(text.contains("\nSupplementaryGroups=dialout\n"), "{text}");
         assert!(text.contains("\nExecStart=/usr/bin/node /usr/lib/node_modules/node-red/red.js --userDir /var/lib/node-red --settings /var/lib/node-red/settings.js --port 1880\n"), "{text}");
         assert!(
             !text.contains("NOTIFY") && text.contains("Type=exec"),
@@ -769,7 +795,7 @@ mod tests {
     fn a_port_below_1024_gets_exactly_cap_net_bind_service() {
         let mut config = Config::default();
         config.nodered.port = crate::config::Port::try_from(443).unwrap();
-        let low = Sandbox::from_config(&config, sandbox(Vec::new()).paths).directives();
+        let low = Sandbox::from_config(&config, sandbox(Vec::new()).paths, &[]).directives();
         assert_eq!(
             value(&low, "CapabilityBoundingSet"),
             ["CAP_NET_BIND_SERVICE"]

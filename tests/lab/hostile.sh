@@ -45,20 +45,26 @@ HOSTILE_FLOW='[{"id":"h-tab","type":"tab","label":"hostile"},
 
 urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
+# hostile_deploy: the exec flow replaces the running flows.
+hostile_deploy() { deploy_flow "$HOSTILE_FLOW"; }
+
+# hostile_try CMD: runs CMD inside Node-RED (through the deployed flow) and prints its exit code.
+hostile_try() {
+    local rc=""
+    for _ in $(seq 20); do rc=$(http GET "/lab-hostile?c=$(urlencode "$1")") && break; sleep 0.5; done
+    [[ -n "$rc" ]] || fail "no answer from /lab-hostile for '$1' (HTTP $(http_code))"
+    printf '%s' "$rc"
+}
+
 # hostile_run LABEL: deploys the suite and writes "name|rc" lines to $LAB_RUN/hostile-LABEL.
 hostile_run() {
-    local out="$LAB_RUN/hostile-$1" entry name cmd rc
+    local out="$LAB_RUN/hostile-$1" entry
     # A setuid-root shell stands for any vulnerable setuid binary on the device.
     in_ct sh -c 'cp /bin/bash /usr/local/bin/lab-rootbash && chmod 4755 /usr/local/bin/lab-rootbash'
-    deploy_flow "$HOSTILE_FLOW"
+    hostile_deploy
     : >"$out"
     for entry in "${HOSTILE_ATTEMPTS[@]}"; do
-        name=${entry%%|*}
-        cmd=${entry#*|}
-        rc=""
-        for _ in $(seq 20); do rc=$(http GET "/lab-hostile?c=$(urlencode "$cmd")") && break; sleep 0.5; done
-        [[ -n "$rc" ]] || fail "attempt '$name' got no answer (HTTP $(http_code))"
-        printf '%s|%s\n' "$name" "$rc" >>"$out"
+        printf '%s|%s\n' "${entry%%|*}" "$(hostile_try "${entry#*|}")" >>"$out"
     done
     # Undo what a successful attempt left behind, so the next run starts the same.
     in_ct sh -c 'rm -f /etc/lab-hostile /usr/bin/lab-hostile /etc/systemd/system/lab-hostile.service /var/tmp/lab-fill /var/log/lab-fill /var/cache/lab-fill /home/pi/lab-fill /opt/lab-fill /srv/lab-fill'
