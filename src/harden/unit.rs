@@ -500,51 +500,50 @@ fn apply_unit(redwarden_bin: &Path) -> UnitFile {
     }
 }
 
+/// A generated trigger unit: a description, its own section, and the target that wants it.
+fn trigger_unit(
+    description: &str,
+    section: &'static str,
+    body: Vec<Directive>,
+    wanted_by: &str,
+) -> UnitFile {
+    UnitFile {
+        header: vec![GENERATED.into()],
+        sections: vec![
+            ("Unit", vec![d("Description", description)]),
+            (section, body),
+            ("Install", vec![d("WantedBy", wanted_by)]),
+        ],
+    }
+}
+
 fn drift_path(watched: &[PathBuf]) -> UnitFile {
     let mut path: Vec<Directive> = watched
         .iter()
         .map(|p| d("PathChanged", p.display().to_string()))
         .collect();
     path.push(d("Unit", APPLY_UNIT));
-    UnitFile {
-        header: vec![GENERATED.into()],
-        sections: vec![
-            (
-                "Unit",
-                vec![d(
-                    "Description",
-                    "Re-apply redwarden's policy when what it guards changes",
-                )],
-            ),
-            ("Path", path),
-            ("Install", vec![d("WantedBy", "paths.target")]),
-        ],
-    }
+    trigger_unit(
+        "Re-apply redwarden's policy when what it guards changes",
+        "Path",
+        path,
+        "paths.target",
+    )
 }
 
 fn drift_timer() -> UnitFile {
-    UnitFile {
-        header: vec![GENERATED.into()],
-        sections: vec![
-            (
-                "Unit",
-                vec![d(
-                    "Description",
-                    "Re-apply redwarden's policy hourly, to catch drift no path watch sees",
-                )],
-            ),
-            (
-                "Timer",
-                vec![
-                    d("OnBootSec", "5min"),
-                    d("OnUnitActiveSec", "1h"),
-                    d("RandomizedDelaySec", "5min"),
-                    d("Unit", APPLY_UNIT),
-                ],
-            ),
-            ("Install", vec![d("WantedBy", "timers.target")]),
-        ],
-    }
+    let timer = vec![
+        d("OnBootSec", "5min"),
+        d("OnUnitActiveSec", "1h"),
+        d("RandomizedDelaySec", "5min"),
+        d("Unit", APPLY_UNIT),
+    ];
+    trigger_unit(
+        "Re-apply redwarden's policy hourly, to catch drift no path watch sees",
+        "Timer",
+        timer,
+        "timers.target",
+    )
 }
 
 /// What the step looks at.
