@@ -169,7 +169,12 @@ pub struct Observed {
     pub new_unit_failed: bool,
 }
 
-pub fn observe(root: &Root, config: &Config, undo: bool) -> Result<Observed, crate::Error> {
+pub fn observe(
+    root: &Root,
+    config: &Config,
+    undo: bool,
+    waits: bool,
+) -> Result<Observed, crate::Error> {
     let accounts = AccountDb::load(root)?;
     let configured = Installation::configured(config);
     let legacy = install::find_unit(root)?
@@ -192,6 +197,9 @@ pub fn observe(root: &Root, config: &Config, undo: bool) -> Result<Observed, cra
     let on_probation = state.as_ref().is_some_and(|s| s.phase == Phase::Probation);
     let live = systemd::is_booted(root);
     let port = config.nodered.port.get();
+    if on_probation && live && waits {
+        wait_for_verdict(port);
+    }
     Ok(Observed {
         // Only the new unit counts: the old one, started by OnFailure=, serves the same port.
         serving: on_probation && live && systemd::is_active(UNIT_NAME) && serves_http(port),
@@ -485,6 +493,10 @@ fn adopt(
     )?;
     if systemd::is_booted(root) {
         systemd::systemctl(&["daemon-reload"])?;
+        // A failure left from an earlier attempt must not count as this one's verdict.
+        if systemd::is_failed(UNIT_NAME) {
+            systemd::systemctl(&["reset-failed", UNIT_NAME])?;
+        }
         systemd::systemctl(&["start", "--no-block", UNIT_NAME])?;
         if !systemd::inside_unit(super::unit::APPLY_UNIT) {
             wait_for_verdict(port);

@@ -86,12 +86,22 @@ impl Step {
         }
     }
 
-    fn plan(self, root: &Root, config: &Config, undo_adopt: bool) -> Result<Plan, crate::Error> {
+    /// `waits`: an adoption on probation may be awaited (apply outside systemd jobs) rather
+    /// than only looked at (check).
+    fn plan(
+        self,
+        root: &Root,
+        config: &Config,
+        undo_adopt: bool,
+        waits: bool,
+    ) -> Result<Plan, crate::Error> {
         match self {
             Self::User => Ok(user::plan(config, &user::observe(root, config)?)),
             Self::Perms => Ok(perms::plan(&perms::observe(root, config)?)),
             Self::Unit => Ok(unit::plan(&unit::observe(root, config)?)),
-            Self::Adopt => Ok(adopt::plan(&adopt::observe(root, config, undo_adopt)?)),
+            Self::Adopt => Ok(adopt::plan(&adopt::observe(
+                root, config, undo_adopt, waits,
+            )?)),
         }
     }
 }
@@ -100,7 +110,7 @@ impl Step {
 pub fn check(root: &Root, config: &Config) -> Result<Report, crate::Error> {
     let mut plan = Plan::default();
     for step in STEPS {
-        plan.merge(step.plan(root, config, false)?);
+        plan.merge(step.plan(root, config, false, false)?);
     }
     Ok(Report {
         findings: plan.findings,
@@ -131,12 +141,49 @@ pub enum Mode {
 /// step must then judge, so a second pass is normal and a third means something fights back.
 const MAX_PASSES: usize = 3;
 
+/// Whether this apply may go ahead.
+enum Turn {
+    /// Go ahead, holding the lock (none for an image root without /run).
+    Mine {
+        _lock: Option<crate::host::fs::FileLock>,
+    },
+    /// Another apply is running and covers whatever triggered this one.
+    Taken,
+}
+
+/// Serialises applies: a hand-run one waits its turn, while one that a drift trigger started
+/// inside redwarden-apply.service yields to a running one (which may be waiting for
+/// redwarden.service, itself ordered after that unit). Images under --root without /run are
+/// never applied concurrently, so they take no lock.
+fn take_turn(root: &Root, in_apply_unit: bool) -> Result<Turn, crate::Error> {
+    use crate::host::fs::FileLock;
+    let path = root.resolve_parent(std::path::Path::new(crate::host::paths::APPLY_LOCK))?;
+    if !path.parent().is_some_and(std::path::Path::is_dir) {
+        return Ok(Turn::Mine { _lock: None });
+    }
+    Ok(if in_apply_unit {
+        FileLock::try_acquire(&path)?.map_or(Turn::Taken, |lock| Turn::Mine { _lock: Some(lock) })
+    } else {
+        Turn::Mine {
+            _lock: Some(FileLock::acquire(&path)?),
+        }
+    })
+}
+
 /// Applies the steps in order, pass after pass until one changes nothing, then checks again.
 /// Stops at the first failed action and returns the changes made before it, so the caller can
 /// say exactly what was done.
 pub fn apply(root: &Root, config: &Config, mode: Mode) -> Result<Report, ApplyFailure> {
     let mut changes = Vec::new();
+    let in_apply_unit = crate::host::systemd::inside_unit(unit::APPLY_UNIT);
     let result = (|| {
+        let _turn = match take_turn(root, in_apply_unit)? {
+            Turn::Taken => {
+                tracing::info!("another redwarden apply is running; it covers this change");
+                return check(root, config);
+            }
+            mine => mine,
+        };
         let steps: &[Step] = match mode {
             Mode::Enforce => STEPS,
             Mode::UndoAdopt => &[Step::Adopt],
@@ -144,7 +191,7 @@ pub fn apply(root: &Root, config: &Config, mode: Mode) -> Result<Report, ApplyFa
         for _ in 0..MAX_PASSES {
             let before = changes.len();
             for step in steps {
-                let plan = step.plan(root, config, mode == Mode::UndoAdopt)?;
+                let plan = step.plan(root, config, mode == Mode::UndoAdopt, !in_apply_unit)?;
                 for action in &plan.actions {
                     action.apply(root)?;
                     tracing::info!(step = step.name(), action = %action, "changed");

@@ -464,9 +464,8 @@ impl AccountDb {
     /// owner and mode. Holds the lock for the whole write.
     pub fn save(&self, root: &super::Root) -> Result<Vec<PathBuf>, AccountsError> {
         use super::paths;
-        let _lock = super::fs::AccountsLock::acquire(
-            &root.resolve(std::path::Path::new(paths::PWD_LOCK))?,
-        )?;
+        let _lock =
+            super::fs::FileLock::acquire(&root.resolve(std::path::Path::new(paths::PWD_LOCK))?)?;
         let mut files = vec![
             (paths::GROUP, Some(self.group.render())),
             (

@@ -650,26 +650,41 @@ pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
     }
 }
 
-/// Holds the shadow-utils lock on an account database (`/etc/.pwd.lock`, the file `lckpwdf(3)`
-/// locks), so redwarden's edits never interleave with useradd, passwd or another redwarden.
-pub struct AccountsLock {
+/// An exclusive whole-file lock (fcntl F_SETLK[W]), released when dropped. The account files
+/// use the shadow-utils lock `/etc/.pwd.lock` (as lckpwdf(3) takes it), so redwarden's edits
+/// never interleave with useradd, passwd or another redwarden.
+pub struct FileLock {
     _fd: OwnedFd,
 }
 
-impl AccountsLock {
-    pub fn acquire(lock_path: &Path) -> Result<Self, FsError> {
+impl FileLock {
+    fn open(lock_path: &Path) -> Result<OwnedFd, FsError> {
         let (folder, name) = split(lock_path)?;
-        let fd = openat(
+        openat(
             open_trusted_folder(folder)?,
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             self::mode(0o600),
         )
-        .map_err(io("open lock", lock_path))?;
-        // A whole-file F_SETLKW write lock, as lckpwdf(3) takes it.
+        .map_err(io("open lock", lock_path))
+    }
+
+    /// Waits until the lock is free.
+    pub fn acquire(lock_path: &Path) -> Result<Self, FsError> {
+        let fd = Self::open(lock_path)?;
         rustix::fs::fcntl_lock(&fd, rustix::fs::FlockOperation::LockExclusive)
             .map_err(io("lock", lock_path))?;
         Ok(Self { _fd: fd })
+    }
+
+    /// Takes the lock if it is free; `None` when someone holds it.
+    pub fn try_acquire(lock_path: &Path) -> Result<Option<Self>, FsError> {
+        let fd = Self::open(lock_path)?;
+        match rustix::fs::fcntl_lock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Self { _fd: fd })),
+            Err(Errno::AGAIN | Errno::ACCESS) => Ok(None),
+            Err(e) => Err(io("lock", lock_path)(e)),
+        }
     }
 }
 

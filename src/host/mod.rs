@@ -16,6 +16,8 @@ pub mod paths {
     pub const SHADOW: &str = "/etc/shadow";
     pub const GSHADOW: &str = "/etc/gshadow";
     pub const PWD_LOCK: &str = "/etc/.pwd.lock";
+    /// Held by a running `apply`, so a drift-triggered one never races a hand-run one.
+    pub const APPLY_LOCK: &str = "/run/redwarden.lock";
     pub const LOGIN_DEFS: &str = "/etc/login.defs";
     pub const SUDOERS: &str = "/etc/sudoers";
     pub const SUDOERS_D: &str = "/etc/sudoers.d";
