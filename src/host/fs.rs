@@ -373,21 +373,30 @@ pub fn copy_tree(from: &Path, to: &Path, uid: u32, gid: u32) -> Result<CopyStats
     if let Some(first) = unreadable.first() {
         return Err(io("read folder", &from.join(&first.rel))(first.reason));
     }
+    let owner = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
     let mut stats = CopyStats::default();
-    for entry in std::iter::once(None).chain(entries.iter().map(Some)) {
-        let (rel, target) = match entry {
-            None => (Path::new(""), to.to_path_buf()),
-            Some(e) => (e.rel.as_path(), to.join(&e.rel)),
-        };
-        let mode_bits = entry.map_or(0o750, |e| e.meta.mode) & 0o775;
-        match entry.map(|e| e.meta.kind) {
-            None => {}
-            Some(Kind::Dir) => {
+    // Owner and mode are set through a handle once an entry exists; the top folder first.
+    let finish = |target: &Path, mode_bits: u32| -> Result<(), FsError> {
+        let fd = openat(
+            CWD,
+            target,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io("open", target))?;
+        fchown(&fd, owner.0, owner.1).map_err(io("chown", target))?;
+        fchmod(&fd, self::mode(mode_bits & 0o775)).map_err(io("chmod", target))
+    };
+    finish(to, 0o750)?;
+    for entry in &entries {
+        let source = from.join(&entry.rel);
+        let target = to.join(&entry.rel);
+        match entry.meta.kind {
+            Kind::Dir => {
                 mkdirat(CWD, &target, self::mode(0o700)).map_err(io("create folder", &target))?;
             }
-            Some(Kind::File) => {
-                let e = entry.expect("a file entry");
-                let contents = read_fd(open_beneath(from, rel, e.meta.ino)?, &from.join(rel))?;
+            Kind::File => {
+                let contents = read_fd(open_beneath(from, &entry.rel, entry.meta.ino)?, &source)?;
                 let fd = openat(
                     CWD,
                     &target,
@@ -406,39 +415,23 @@ pub fn copy_tree(from: &Path, to: &Path, uid: u32, gid: u32) -> Result<CopyStats
                 stats.files += 1;
                 stats.bytes += contents.len() as u64;
             }
-            Some(Kind::Symlink) => {
+            Kind::Symlink => {
                 let link = entry
-                    .and_then(|e| e.link.as_ref())
-                    .ok_or_else(|| FsError::Special {
-                        path: from.join(rel),
-                    })?;
+                    .link
+                    .as_ref()
+                    .ok_or(FsError::Special { path: source })?;
                 rustix::fs::symlinkat(link, CWD, &target).map_err(io("create link", &target))?;
-                rustix::fs::chownat(
-                    CWD,
-                    &target,
-                    Some(Uid::from_raw(uid)),
-                    Some(Gid::from_raw(gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(io("chown", &target))?;
+                rustix::fs::chownat(CWD, &target, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(io("chown", &target))?;
                 stats.links += 1;
                 continue;
             }
-            Some(Kind::Other) => {
+            Kind::Other => {
                 stats.skipped += 1;
                 continue;
             }
         }
-        let fd = openat(
-            CWD,
-            &target,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io("open", &target))?;
-        fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-            .map_err(io("chown", &target))?;
-        fchmod(&fd, self::mode(mode_bits)).map_err(io("chmod", &target))?;
+        finish(&target, entry.meta.mode)?;
     }
     fsync(&parent_fd).map_err(io("fsync", parent))?;
     Ok(stats)
@@ -706,6 +699,36 @@ mod tests {
             rustix::process::geteuid().as_raw(),
             rustix::process::getegid().as_raw(),
         )
+    }
+
+    #[test]
+    fn copy_tree_is_faithful_and_compare_trees_sees_every_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        std::fs::create_dir_all(from.join("node_modules/a")).unwrap();
+        std::fs::write(from.join("flows_cred.json"), "secret").unwrap();
+        std::fs::write(from.join("node_modules/a/index.js"), "x").unwrap();
+        symlink("node_modules/a/index.js", from.join("link")).unwrap();
+        let to = dir.path().join("to");
+        let (uid, gid) = me();
+        let stats = copy_tree(&from, &to, uid, gid).unwrap();
+        assert_eq!((stats.files, stats.links, stats.bytes), (2, 1, 7));
+        assert_eq!(compare_trees(&from, &to).unwrap(), Vec::<PathBuf>::new());
+
+        std::fs::write(to.join("flows_cred.json"), "changed").unwrap();
+        std::fs::remove_file(to.join("link")).unwrap();
+        symlink("elsewhere", to.join("link")).unwrap();
+        std::fs::write(to.join("extra"), "").unwrap();
+        let mut differences = compare_trees(&from, &to).unwrap();
+        differences.sort();
+        assert_eq!(
+            differences,
+            [
+                PathBuf::from("extra"),
+                "flows_cred.json".into(),
+                "link".into()
+            ]
+        );
     }
 
     #[test]
