@@ -285,6 +285,22 @@ pub fn plan(observed: &Observed) -> Plan {
             phase: Phase::Undone,
             ..
         }) => return plan,
+        Some(State {
+            phase: Phase::Adopted,
+            ..
+        }) if legacy.unit_enabled => {
+            // Someone enabled the old unit again by hand: respect it, like an undo.
+            plan.findings.push(
+                Finding::new(
+                    "adopt.reverted-by-hand",
+                    Severity::Info,
+                    format!("{unit} was enabled again after the adoption; apply leaves it. Delete {STATE_FILE} to adopt afresh"),
+                    false,
+                )
+                .at(STATE_FILE),
+            );
+            return plan;
+        }
         _ => {}
     }
     if !observed.adopt || !legacy.unit_enabled {
@@ -448,31 +464,40 @@ fn adopt(
     port: u16,
 ) -> Result<(), crate::Error> {
     let target = root.resolve_parent(to)?;
-    if !matches!(std::fs::read_to_string(target.join(MARKER)), Ok(f) if Path::new(f.trim()) == from)
+    let sibling = |suffix: &str| {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        target.with_file_name(name)
+    };
+    // Always a fresh copy: the original may have changed since an earlier adoption that was
+    // undone. It is made beside the target and renamed into place, so the userDir is either
+    // empty, an earlier copy, or a complete, verified new copy.
+    let staging = sibling(".redwarden-adopting");
+    let stats = copy_verified(root, from, &staging, owner)?;
+    tracing::info!(
+        files = stats.files,
+        bytes = stats.bytes,
+        links = stats.links,
+        skipped = stats.skipped,
+        "copied and verified {}",
+        from.display()
+    );
+    std::fs::write(staging.join(MARKER), format!("{}\n", from.display()))
+        .map_err(|e| adopt_error(&staging, "mark", e))?;
+    if matches!(std::fs::read_to_string(target.join(MARKER)), Ok(f) if Path::new(f.trim()) == from)
     {
-        // Copy beside the target, then rename it into place: the userDir is either empty or
-        // a complete, verified copy.
-        let mut staging_name = target.file_name().unwrap_or_default().to_os_string();
-        staging_name.push(".redwarden-adopting");
-        let staging = target.with_file_name(staging_name);
-        let stats = copy_verified(root, from, &staging, owner)?;
-        tracing::info!(
-            files = stats.files,
-            bytes = stats.bytes,
-            links = stats.links,
-            skipped = stats.skipped,
-            "copied and verified {}",
-            from.display()
-        );
-        std::fs::write(staging.join(MARKER), format!("{}\n", from.display()))
-            .map_err(|e| adopt_error(&staging, "mark", e))?;
-        if target.exists() {
-            // Only an empty folder is ever replaced (Target::Free); rename(2) refuses others.
-            std::fs::remove_dir(&target).map_err(|e| adopt_error(&target, "replace", e))?;
-        }
-        std::fs::rename(&staging, &target)
-            .map_err(|e| adopt_error(&target, "move the copy into", e))?;
+        // An earlier copy of the same folder (a retried adoption): kept aside, never deleted.
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let previous = sibling(&format!(".redwarden-previous-{seconds}"));
+        std::fs::rename(&target, &previous).map_err(|e| adopt_error(&target, "keep aside", e))?;
+    } else if target.exists() {
+        // Only an empty folder is ever replaced (Target::Free); remove_dir refuses others.
+        std::fs::remove_dir(&target).map_err(|e| adopt_error(&target, "replace", e))?;
     }
+    std::fs::rename(&staging, &target)
+        .map_err(|e| adopt_error(&target, "move the copy into", e))?;
     // The safety net goes in before anything switches; the new boot link before the old one
     // goes away (a crash in between leaves both enabled, and Conflicts= lets one run).
     let probation = root.resolve_parent(&install_path(PROBATION))?;
@@ -596,6 +621,21 @@ mod tests {
         let mut off = observed(Target::Free, None);
         off.adopt = false;
         assert_eq!(plan(&off), Plan::default());
+    }
+
+    #[test]
+    fn an_old_unit_enabled_again_by_hand_is_left_alone() {
+        let adopted = State {
+            phase: Phase::Adopted,
+            from: "/home/pi/.node-red".into(),
+            unit: "nodered.service".into(),
+        };
+        let plan = plan(&observed(
+            Target::AdoptedFrom("/home/pi/.node-red".into()),
+            Some(adopted),
+        ));
+        assert_eq!(ids(&plan), ["adopt.reverted-by-hand"]);
+        assert!(plan.actions.is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 # Adoption's safety net under real systemd. `apply --undo-adopt` gives Node-RED back to the
 # installer's unit; then an adoption whose new unit cannot start (node = /bin/false) is
 # handed back by systemd (OnFailure=) and reverted by apply, so Node-RED never stops serving
-# for good. Finally a normal apply adopts again.
+# for good. Finally a normal apply adopts again, from a fresh copy.
 need_redwarden
 depends_on 02-apply-works
 
@@ -40,3 +40,7 @@ in_ct redwarden apply || rc=$?
 [[ $rc -eq 0 ]] || fail "apply after fixing the configuration exited $rc"
 assert_eq "active" "$(in_ct systemctl is-active redwarden.service)" "redwarden.service adopted again"
 assert_eq "inactive" "$(in_ct systemctl is-active nodered.service || true)" "nodered.service after adopting again"
+# A retry copies afresh (pi's flows of 02, not the suite's that later scenarios deployed in the
+# earlier copy), and keeps the earlier copy aside.
+serves_cred "the fresh copy serves pi's flows"
+compgen -G "$LAB_ROOT/var/lib/node-red.redwarden-previous-*" >/dev/null || fail "the earlier copy was not kept aside"
