@@ -9,17 +9,30 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 
+/// apply (which must change something), apply again (which must not), then check: no fixable
+/// finding may remain.
 fn apply_twice_then_check(root: &Path) -> serde_json::Value {
+    apply_then_check(root, true)
+}
+
+/// The same after an interrupted apply, whose successor may have nothing left to do.
+fn apply_and_check(root: &Path) -> serde_json::Value {
+    apply_then_check(root, false)
+}
+
+fn apply_then_check(root: &Path, first_must_change: bool) -> serde_json::Value {
     let first = run_on(root, &["--json", "apply"]);
     assert!(
         matches!(first.status.code(), Some(0 | 1)),
         "apply failed: {}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(
-        !json(&first)["changes"].as_array().unwrap().is_empty(),
-        "the first apply changed nothing"
-    );
+    if first_must_change {
+        assert!(
+            !json(&first)["changes"].as_array().unwrap().is_empty(),
+            "the first apply changed nothing"
+        );
+    }
     let second = run_on(root, &["--json", "apply"]);
     let second = json(&second);
     assert_eq!(
@@ -483,4 +496,73 @@ fn the_shipped_sysusers_and_tmpfiles_agree_with_apply() {
         .filter(|i| i.starts_with("user.") || i.starts_with("perms."))
         .collect();
     assert_eq!(user_or_perms, Vec::<String>::new(), "{check}");
+}
+
+/// kill -9 at points spread over a whole adopting apply (20 runs): the image always boots one
+/// of the two Node-REDs, never neither, and the next apply finishes the job.
+#[test]
+fn a_killed_adoption_always_leaves_one_node_red_to_boot() {
+    require_root!();
+    let adopting_image = || {
+        let dir = tempfile::tempdir().unwrap();
+        installer_state(dir.path());
+        // A bigger node_modules, so the copy is a phase of its own.
+        node_modules(
+            dir.path(),
+            "home/pi/.node-red/node_modules",
+            30,
+            20,
+            Some((PI_UID, PI_UID)),
+        );
+        dir
+    };
+    let apply = |root: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_redwarden"))
+            .args(["--root", root.to_str().unwrap(), "apply"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // How long a whole apply takes here, so the kills cover all of it.
+    let reference = adopting_image();
+    let started = std::time::Instant::now();
+    apply(reference.path()).wait().unwrap();
+    let whole = started.elapsed();
+
+    let runs = 20u32;
+    let mut killed_mid_way = 0;
+    for run in 0..runs {
+        let dir = adopting_image();
+        let root = dir.path();
+        let mut child = apply(root);
+        std::thread::sleep(whole * run / runs);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        killed_mid_way += usize::from(status.code().is_none());
+
+        let probation =
+            root.join("etc/systemd/system/redwarden.service.d/60-adoption-probation.conf");
+        let marked = std::fs::read_to_string(root.join("var/lib/node-red/.redwarden-adopted-from"))
+            .is_ok_and(|from| from.trim() == "/home/pi/.node-red");
+        let new_one_boots = enabled(root, "redwarden.service") && probation.exists() && marked;
+        assert!(
+            enabled(root, "nodered.service") || new_one_boots,
+            "run {run}: neither Node-RED would boot (killed: {status})"
+        );
+        // The next apply completes what was cut.
+        let check = apply_and_check(root);
+        assert_eq!(ids(&check), vec!["adopt.probation"], "run {run}");
+        assert!(
+            enabled(root, "redwarden.service") && !enabled(root, "nodered.service"),
+            "run {run}"
+        );
+    }
+    println!(
+        "a whole apply took {whole:?}; {killed_mid_way} of {runs} were killed before they finished"
+    );
+    assert!(
+        killed_mid_way >= 10,
+        "only {killed_mid_way} of {runs} applies were cut mid-way: the test proves little"
+    );
 }
