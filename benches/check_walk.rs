@@ -91,8 +91,8 @@ fn main() {
     let runs = arg("--runs", 15);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let uid = nix::unistd::geteuid().as_raw();
-    let gid = nix::unistd::getegid().as_raw();
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
     // The service user is whoever runs the bench, so the tree is compliant and both sides only
     // walk: the comparison is the walk, not the report of 20 000 findings.
     std::fs::create_dir_all(root.join("etc")).unwrap();

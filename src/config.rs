@@ -460,7 +460,7 @@ impl Config {
 
 /// As root, redwarden acts on what the config says, so only root may be able to change it.
 fn check_ownership(path: &Path) -> Result<(), ConfigError> {
-    if !nix::unistd::geteuid().is_root() {
+    if !rustix::process::geteuid().is_root() {
         return Ok(());
     }
     use std::os::unix::fs::MetadataExt;

@@ -203,7 +203,7 @@ fn run(cli: &Cli) -> u8 {
         }
         Command::Check => ("check", harden::check(&root, &config)),
         Command::Apply { undo_adopt } => {
-            if root.is_live() && !nix::unistd::geteuid().is_root() {
+            if root.is_live() && !rustix::process::geteuid().is_root() {
                 eprintln!("redwarden: apply changes accounts and file owners: run it as root (or use --root on an image folder you own)");
                 return EXIT_FAILURE;
             }

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 pub const PI_UID: u32 = 1000;
 
 pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    rustix::process::geteuid().is_root()
 }
 
 /// Tier 3 tests chown to other users; without root they say so and pass vacuously.
