@@ -23,7 +23,8 @@ use crate::host::accounts::AccountDb;
 use crate::host::{fs, systemd, Root};
 use crate::report::{Finding, Severity};
 
-/// Where apply records how far an adoption got, so it resumes, or does not retry a failure.
+/// Where apply records the outcome of an adoption: on probation (the next apply confirms or
+/// reverts it), adopted, failed (not retried) or undone.
 pub const STATE_FILE: &str = "/var/lib/redwarden/adoption";
 /// Left in the adopted userDir: where it came from.
 pub const MARKER: &str = ".redwarden-adopted-from";

@@ -44,20 +44,22 @@ pub fn wants_link(unit: &str, target: &str) -> PathBuf {
         .join(unit)
 }
 
-/// Whether the unit is active (running), as `systemctl is-active` says.
-pub fn is_active(unit: &str) -> bool {
+/// Whether `systemctl <query> --quiet UNIT` answers yes (exit 0).
+fn answers_yes(query: &str, unit: &str) -> bool {
     Command::new("systemctl")
-        .args(["is-active", "--quiet", unit])
+        .args([query, "--quiet", unit])
         .status()
         .is_ok_and(|s| s.success())
 }
 
+/// Whether the unit is active (running).
+pub fn is_active(unit: &str) -> bool {
+    answers_yes("is-active", unit)
+}
+
 /// Whether the unit is in the failed state.
 pub fn is_failed(unit: &str) -> bool {
-    Command::new("systemctl")
-        .args(["is-failed", "--quiet", unit])
-        .status()
-        .is_ok_and(|s| s.success())
+    answers_yes("is-failed", unit)
 }
 
 /// Whether this process runs as part of `unit` (its cgroup says so).

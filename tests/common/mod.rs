@@ -30,18 +30,19 @@ pub fn write(root: &Path, rel: &str, contents: &str, mode: u32, owner: Option<(u
     let path = root.join(rel.trim_start_matches('/'));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, contents).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).unwrap();
-    }
+    set_mode_owner(&path, mode, owner);
 }
 
 pub fn mkdir(root: &Path, rel: &str, mode: u32, owner: Option<(u32, u32)>) {
     let path = root.join(rel.trim_start_matches('/'));
     std::fs::create_dir_all(&path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    set_mode_owner(&path, mode, owner);
+}
+
+fn set_mode_owner(path: &Path, mode: u32, owner: Option<(u32, u32)>) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     if let Some((uid, gid)) = owner {
-        std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
     }
 }
 
