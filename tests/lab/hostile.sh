@@ -14,6 +14,7 @@ HOSTILE_ATTEMPTS=(
     "write /etc|touch /etc/lab-hostile"
     "write /usr/bin|touch /usr/bin/lab-hostile"
     "rewrite settings.js|f=\$(ls \$HOME/.node-red/settings.js \$HOME/settings.js 2>/dev/null | head -1); [ -n \"\$f\" ] && echo '//x' >> \"\$f\""
+    "replace settings.js by a rename|f=\$(ls \$HOME/.node-red/settings.js \$HOME/settings.js 2>/dev/null | head -1); [ -n \"\$f\" ] && cp \"\$f\" \"\$f.lab\" && mv -f \"\$f.lab\" \"\$f\"; rc=\$?; rm -f \"\$f.lab\"; exit \$rc"
     "write the unit files|touch /etc/systemd/system/lab-hostile.service || echo '#x' >> /lib/systemd/system/nodered.service"
     "read /etc/shadow|cat /etc/shadow >/dev/null"
     "read /root|ls /root >/dev/null"
