@@ -230,6 +230,7 @@ pub struct Config {
     pub version: u32,
     pub service: Service,
     pub nodered: NodeRed,
+    pub supervise: Supervise,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,12 +283,171 @@ pub struct NodeRed {
     pub adopt: bool,
 }
 
+/// What proves Node-RED alive: any HTTP answer to a GET on a path of 127.0.0.1:<port> or on a
+/// full `http://` URL (a stuck event loop gives none), or `tcp`: a connect alone, which the
+/// kernel completes even for a frozen process, so it only notices a closed port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Probe(String);
+
+/// A probe, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeTarget {
+    Http {
+        host: String,
+        port: Option<u16>,
+        path: String,
+    },
+    Tcp,
+}
+
+impl TryFrom<String> for Probe {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)?;
+        Ok(Self(value))
+    }
+}
+
+impl From<Probe> for String {
+    fn from(probe: Probe) -> String {
+        probe.0
+    }
+}
+
+impl Probe {
+    fn parse(value: &str) -> Result<ProbeTarget, String> {
+        let invalid = || {
+            format!("`{value}` is not a probe: use a path such as \"/auth/login\", a URL on an address or localhost such as \"http://127.0.0.1:1880/auth/login\", or \"tcp\"")
+        };
+        if value == "tcp" {
+            return Ok(ProbeTarget::Tcp);
+        }
+        let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+        if value.starts_with('/') && printable(value) {
+            return Ok(ProbeTarget::Http {
+                host: "127.0.0.1".into(),
+                port: None,
+                path: value.into(),
+            });
+        }
+        let rest = value.strip_prefix("http://").ok_or_else(invalid)?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+                (host, Some(port.parse::<u16>().map_err(|_| invalid())?))
+            }
+            _ => (authority, None),
+        };
+        let host_ok = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok();
+        if !host_ok || !printable(authority) || !printable(path) {
+            return Err(invalid());
+        }
+        Ok(ProbeTarget::Http {
+            host: host.trim_matches(['[', ']']).into(),
+            port: port.or(Some(80)),
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
+        })
+    }
+
+    pub fn target(&self) -> ProbeTarget {
+        Self::parse(&self.0).unwrap_or(ProbeTarget::Tcp)
+    }
+}
+
+/// How `redwarden run` supervises Node-RED. Times are in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Supervise {
+    pub probe: Probe,
+    pub probe_interval_secs: u32,
+    /// Consecutive failed probes that make a running Node-RED hung.
+    pub probe_failures: u32,
+    /// How long Node-RED may take to answer its first probe (a Pi Zero needs a minute).
+    pub start_timeout_secs: u32,
+    /// Between SIGINT (Node-RED's graceful stop) and SIGKILL.
+    pub stop_timeout_secs: u32,
+    /// The longest pause between restarts.
+    pub backoff_max_secs: u32,
+    /// Uptime after which a run counts as stable and the backoff starts again from zero.
+    pub stable_after_secs: u32,
+    /// This many exits within the window are a crash loop.
+    pub crash_loop_exits: u32,
+    pub crash_loop_window_secs: u32,
+    /// On a crash loop, start once in Node-RED's safe mode (editor up, flows stopped) so a
+    /// person can fix the flow, before giving up.
+    pub safe_mode: bool,
+    /// A soft cap on Node-RED's resident memory (bytes with K/M/G/T, a share of RAM, or
+    /// "infinity"): above it for `memory_samples` probes in a row, Node-RED is restarted
+    /// gracefully, before the service's hard MemoryMax= kills it.
+    pub memory_limit: MemoryLimit,
+    pub memory_samples: u32,
+    /// Copies of flows, credentials and .config.runtime.json kept in <user_dir>/.redwarden/backups.
+    pub backups: u32,
+    /// Write metrics in Prometheus text format here (for node_exporter's textfile collector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_file: Option<SystemPath>,
+}
+
+impl Default for Supervise {
+    fn default() -> Self {
+        Self {
+            probe: Probe("/auth/login".into()),
+            probe_interval_secs: 5,
+            probe_failures: 3,
+            start_timeout_secs: 120,
+            stop_timeout_secs: 10,
+            backoff_max_secs: 30,
+            stable_after_secs: 60,
+            crash_loop_exits: 5,
+            crash_loop_window_secs: 300,
+            safe_mode: true,
+            // Below the service's MemoryMax (75%), so a leak ends in a graceful restart rather
+            // than the OOM killer.
+            memory_limit: MemoryLimit("60%".into()),
+            memory_samples: 3,
+            backups: 10,
+            metrics_file: None,
+        }
+    }
+}
+
+impl MemoryLimit {
+    /// The limit in bytes on a machine with `total` bytes of RAM; None for "infinity".
+    pub fn bytes(&self, total: u64) -> Option<u64> {
+        let value = self.0.as_str();
+        if value == "infinity" {
+            return None;
+        }
+        let digits = value.trim_end_matches(['K', 'M', 'G', 'T', '%']);
+        let number: u64 = digits.parse().ok()?;
+        let scale = match &value[digits.len()..] {
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            "T" => 1 << 40,
+            "%" => return Some(total / 100 * number),
+            _ => 1,
+        };
+        Some(number.saturating_mul(scale))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             version: 1,
             service: Service::default(),
             nodered: NodeRed::default(),
+            supervise: Supervise::default(),
         }
     }
 }
@@ -429,6 +589,26 @@ impl Config {
                     line,
                     column,
                     message: format!("service.{key} must not be root: Node-RED runs arbitrary code, so it needs an unprivileged account of its own"),
+                });
+            }
+        }
+        let supervise = &config.supervise;
+        for (key, value) in [
+            ("probe_interval_secs", supervise.probe_interval_secs),
+            ("probe_failures", supervise.probe_failures),
+            ("start_timeout_secs", supervise.start_timeout_secs),
+            ("crash_loop_exits", supervise.crash_loop_exits),
+            ("crash_loop_window_secs", supervise.crash_loop_window_secs),
+            ("memory_samples", supervise.memory_samples),
+        ] {
+            if value == 0 {
+                let offset = text.find(&format!("{key} =")).unwrap_or(0);
+                let (line, column) = line_column(text, offset);
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("supervise.{key} must be at least 1"),
                 });
             }
         }

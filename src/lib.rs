@@ -5,6 +5,7 @@ pub mod config;
 pub mod harden;
 pub mod host;
 pub mod report;
+pub mod supervise;
 
 /// Every error the library returns, each naming what it was doing and where.
 #[derive(Debug, thiserror::Error)]

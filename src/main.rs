@@ -10,6 +10,7 @@ use redwarden::config::{Config, Hardware, Source};
 use redwarden::harden;
 use redwarden::host::Root;
 use serde::Deserialize;
+use tracing_subscriber::fmt::FormatFields as _;
 
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_FAILURE: u8 = 2;
@@ -66,6 +67,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
     },
+    /// Run Node-RED and keep it alive: restarts on exit, hang and leak, with backoff, flow
+    /// backups and systemd notify/watchdog. Started as root, it applies first and then drops
+    /// to the service user.
+    Run,
+    /// Show what `redwarden run` is doing: pid, uptime, restarts, last exit, probe, memory.
+    Status,
     /// Print the effective configuration, defaults filled in.
     Config {
         /// Print a commented example configuration file instead.
@@ -92,22 +99,55 @@ fn parse_hardware(list: &str) -> Result<HardwareList, String> {
 }
 
 fn init_logging(cli: &Cli) {
-    // journald stamps each line itself; JOURNAL_STREAM says stderr goes there.
+    // journald stamps each line itself and reads its priority from a `<N>` prefix.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => tracing::Level::ERROR,
         (false, 0) if under_journal => tracing::Level::INFO,
+        (false, 0) if matches!(cli.command, Command::Run) => tracing::Level::INFO,
         (false, 0) => tracing::Level::WARN,
         (false, 1) => tracing::Level::INFO,
         (false, _) => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && !under_journal)
-        .without_time()
-        .init();
+        .with_max_level(level);
+    if under_journal {
+        builder.event_format(JournalFormat).init();
+    } else {
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .without_time()
+            .init();
+    }
+}
+
+/// One line per event with a syslog priority prefix, which journald turns into the entry's
+/// priority (so `journalctl -p warning` shows redwarden's warnings).
+struct JournalFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JournalFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>redwarden: ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 fn main() -> ExitCode {
@@ -153,6 +193,27 @@ fn print_units(files: &[(PathBuf, String)], drop_in: bool, dir: Option<&std::pat
         println!("{}", target.display());
     }
     0
+}
+
+/// `redwarden status`: the supervisor's state file, readable without privileges.
+fn print_status(json: bool) -> u8 {
+    use redwarden::supervise::status::{now, Status, STATUS_FILE};
+    match Status::read(std::path::Path::new(STATUS_FILE)) {
+        Ok(status) if json => {
+            let mut value = serde_json::to_value(&status).unwrap_or_default();
+            value["uptime_secs"] = status.uptime(now()).into();
+            println!("{value}");
+            0
+        }
+        Ok(status) => {
+            print!("{}", status.to_table(now()));
+            0
+        }
+        Err(e) => {
+            eprintln!("redwarden: status: {e}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 fn run(cli: &Cli) -> u8 {
@@ -201,6 +262,25 @@ fn run(cli: &Cli) -> u8 {
                 }
             };
         }
+        Command::Run => {
+            if cli.root.is_some() {
+                eprintln!("redwarden: run supervises the running system; --root is for images");
+                return EXIT_USAGE;
+            }
+            return match redwarden::supervise::run(config, source) {
+                Ok(()) => 0,
+                Err(e @ redwarden::supervise::SuperviseError::CrashLoop(_)) => {
+                    eprintln!("redwarden: run: {e}");
+                    redwarden::supervise::EXIT_CRASH_LOOP
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("redwarden: run: {e}");
+                    EXIT_FAILURE
+                }
+            };
+        }
+        Command::Status => return print_status(cli.json),
         Command::Check => ("check", harden::check(&root, &config)),
         Command::Apply { undo_adopt } => {
             if root.is_live() && !rustix::process::geteuid().is_root() {

@@ -68,7 +68,11 @@ fn every_hardware_profile_scores_under_its_target() {
     }
     for (hardware, target) in TARGETS {
         let dir = tempfile::tempdir().unwrap();
-        let unit = render(&["unit", "--hardware", hardware]);
+        // verify checks that ExecStart's program exists: point it at the binary under test.
+        let unit = render(&["unit", "--hardware", hardware]).replace(
+            "ExecStart=/usr/bin/redwarden run",
+            &format!("ExecStart={} run", env!("CARGO_BIN_EXE_redwarden")),
+        );
         let (exposure, report) = score(dir.path(), "redwarden.service", &unit);
         println!(
             "redwarden.service --hardware {hardware}: {:.1} (target <= {:.1})",

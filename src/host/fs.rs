@@ -62,6 +62,11 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> FsError + '
     }
 }
 
+/// For std's I/O calls: the error, naming the operation and the path.
+pub fn std_io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FsError + 'a {
+    move |e| io(op, path)(errno_of(e))
+}
+
 fn cstring(name: &OsStr) -> CString {
     // Names come from paths and directory entries, which cannot contain NUL.
     CString::new(name.as_bytes()).unwrap_or_default()
