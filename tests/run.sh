@@ -13,9 +13,11 @@ is_root() { [ "$(id -u)" = 0 ]; }
 started=$(date +%s)
 
 # Debian packages: cross linkers and C libraries for aarch64/armv7, qemu-user to run the ARM
-# test binaries, pwck/grpck (passwd) that the privileged tier uses to judge account files.
+# test binaries, pwck/grpck (passwd) that the privileged tier uses to judge account files,
+# node and npm for the real Node-RED the supervisor tier runs.
 apt_packages=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
-  libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck)
+  libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck
+  nodejs npm util-linux)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -45,7 +47,23 @@ else
   skip "shellcheck: not installed (apt-get install shellcheck as root)"
 fi
 
-say "tiers 1-3: unit, fake root, privileged"
+# The supervisor tier runs `redwarden run` against a real Node-RED from npm, installed once per
+# version into a cache folder.
+nodered_version=4.1.15
+if is_root; then nodered_cache=/var/cache/redwarden; else nodered_cache=${XDG_CACHE_HOME:-$HOME/.cache}/redwarden; fi
+nodered_prefix="$nodered_cache/test-nodered-$nodered_version"
+if [ ! -f "$nodered_prefix/node_modules/node-red/red.js" ] && command -v npm >/dev/null; then
+  say "installing Node-RED $nodered_version from npm for the supervisor tier"
+  mkdir -p "$nodered_prefix"
+  npm install --prefix "$nodered_prefix" --no-audit --no-fund --omit=dev "node-red@$nodered_version" >/dev/null
+fi
+if [ -f "$nodered_prefix/node_modules/node-red/red.js" ]; then
+  export REDWARDEN_TEST_NODERED="$nodered_prefix/node_modules/node-red"
+else
+  skip "Node-RED for the supervisor tier: npm is not installed (apt-get install npm as root)"
+fi
+
+say "tiers 1-3: unit, fake root, privileged, supervisor"
 is_root || echo "note: not root, so the privileged tier prints SKIP lines and passes vacuously"
 cargo test --locked
 

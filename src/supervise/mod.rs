@@ -31,6 +31,9 @@ use status::Status;
 /// marks the unit failed instead of restarting into the same loop.
 pub const EXIT_CRASH_LOOP: u8 = 3;
 
+/// How often a starting Node-RED is probed; a refused connection costs next to nothing.
+const STARTING_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
 #[derive(Debug, thiserror::Error)]
 pub enum SuperviseError {
     #[error("cannot find {what}: {hint}")]
@@ -429,8 +432,7 @@ impl Supervisor {
     }
 
     async fn watch(&mut self, child: &mut Child, started: Instant) -> Watched {
-        let mut ticks = tokio::time::interval(self.probe_interval());
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_probe = tokio::time::Instant::now();
         let start_timeout = Self::secs(self.config.supervise.start_timeout_secs);
         let (mut failures, mut over_memory) = (0u32, 0u32);
         loop {
@@ -445,7 +447,7 @@ impl Supervisor {
                         Err(_) => Ending::Exited(-1),
                     });
                 }
-                _ = ticks.tick() => {
+                _ = tokio::time::sleep_until(next_probe) => {
                     self.progress.mark();
                     let answered_before = self.status.probe_ok;
                     match self.prober.probe(self.probe_timeout()).await {
@@ -473,6 +475,10 @@ impl Supervisor {
                         Err(_) => {}
                     }
                     self.progress.mark();
+                    // Until the first answer, probe often: READY=1 (and so a restart's
+                    // completion) should follow Node-RED's start closely.
+                    next_probe = tokio::time::Instant::now()
+                        + if self.status.probe_ok { self.probe_interval() } else { STARTING_PROBE_INTERVAL.min(self.probe_interval()) };
                     if let Some(ending) = self.sample_memory(&mut over_memory) {
                         return self.end(child, ending).await;
                     }
