@@ -26,7 +26,7 @@ fn child(mode: &str) {
             println!("WriteEtcPasswd:\t{}", root_file.is_ok());
         }
         "threaded" => {
-            let _parked = std::thread::spawn(|| std::thread::park());
+            let _parked = std::thread::spawn(std::thread::park);
             match drop_to(&identity) {
                 Err(DropError::Threads { threads }) => println!("Refused:\t{threads}"),
                 other => println!("Refused:\tno ({other:?})"),
