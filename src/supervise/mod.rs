@@ -327,16 +327,8 @@ impl Supervisor {
                             }
                             safe_mode
                         }
-                        Decision::GiveUp { exits, window } => {
-                            let why = format!(
-                                "{exits} exits within {} s, the last: {ending}{}",
-                                window.as_secs(),
-                                if self.policy.safe_mode {
-                                    ", also in safe mode"
-                                } else {
-                                    ""
-                                }
-                            );
+                        Decision::GiveUp(looping) => {
+                            let why = format!("{looping}; the last: {ending}");
                             self.set_phase("crash-loop", &format!("gave up: crash loop ({why})"));
                             tracing::error!("Node-RED is in a crash loop: {why}; giving up so the unit fails (fix the flow or settings, then `systemctl restart redwarden`)");
                             return Err(SuperviseError::CrashLoop(why));
@@ -496,7 +488,13 @@ impl Supervisor {
     /// Stops a child that has not exited by itself, and reports why.
     async fn end(&mut self, child: &mut Child, ending: Ending) -> Watched {
         tracing::warn!("Node-RED {ending}: stopping it");
-        if let Err(e) = child::stop(child, self.stop_timeout()).await {
+        // A hung event loop never runs its SIGINT handler: waiting the whole stop timeout
+        // only delays the restart.
+        let grace = match ending {
+            Ending::Hung { .. } => self.probe_timeout().min(self.stop_timeout()),
+            _ => self.stop_timeout(),
+        };
+        if let Err(e) = child::stop(child, grace).await {
             tracing::error!("stopping Node-RED: {e}");
         }
         Watched::Ended(ending)

@@ -74,10 +74,29 @@ pub enum Decision {
         safe_mode: bool,
     },
     /// A crash loop (after the safe-mode attempt, if any): stop and let the unit fail.
-    GiveUp {
-        exits: usize,
-        window: Duration,
-    },
+    GiveUp(Loop),
+}
+
+/// What made a crash loop final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loop {
+    /// This many exits within the window, and no safe-mode start left to try.
+    Exits { exits: usize, window: Duration },
+    /// The one start in safe mode ended too, before it was stable.
+    SafeModeEnded,
+}
+
+impl fmt::Display for Loop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exits { exits, window } => {
+                write!(f, "{exits} exits within {} s", window.as_secs())
+            }
+            Self::SafeModeEnded => {
+                f.write_str("after a crash loop, the start in safe mode ended too")
+            }
+        }
+    }
 }
 
 /// The exits that matter for the next decision.
@@ -120,13 +139,13 @@ impl History {
         {
             self.recent.pop_front();
         }
-        let give_up = Decision::GiveUp {
+        if self.in_safe_mode {
+            return Decision::GiveUp(Loop::SafeModeEnded);
+        }
+        let give_up = Decision::GiveUp(Loop::Exits {
             exits: self.recent.len(),
             window: policy.crash_loop_window,
-        };
-        if self.in_safe_mode {
-            return give_up;
-        }
+        });
         let after = self.backoff(policy, jitter);
         if self.recent.len() >= policy.crash_loop_exits as usize {
             if !policy.safe_mode || self.safe_mode_tried {
@@ -267,7 +286,7 @@ mod tests {
         );
         assert!(history.in_safe_mode());
         assert!(
-            matches!(decisions[5], Decision::GiveUp { .. }),
+            decisions[5] == Decision::GiveUp(Loop::SafeModeEnded),
             "{decisions:?}"
         );
     }
@@ -286,10 +305,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             last,
-            Decision::GiveUp {
+            Decision::GiveUp(Loop::Exits {
                 exits: 5,
                 window: Duration::from_secs(300)
-            }
+            })
         );
     }
 
