@@ -333,22 +333,26 @@ impl Probe {
         }
         let rest = value.strip_prefix("http://").ok_or_else(invalid)?;
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-                (host, Some(port.parse::<u16>().map_err(|_| invalid())?))
+        // An IPv6 address comes in brackets: [::1]:1880.
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(bracketed) => {
+                let (host, after) = bracketed.split_once(']').ok_or_else(invalid)?;
+                (host, after.strip_prefix(':'))
             }
-            _ => (authority, None),
+            None => match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
         };
-        let host_ok = host == "localhost"
-            || host
-                .trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .is_ok();
-        if !host_ok || !printable(authority) || !printable(path) {
+        let port = port
+            .map(|p| p.parse::<u16>().map_err(|_| invalid()))
+            .transpose()?;
+        let host_ok = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok();
+        if !host_ok || !printable(path) {
             return Err(invalid());
         }
         Ok(ProbeTarget::Http {
-            host: host.trim_matches(['[', ']']).into(),
+            host: host.into(),
             port: port.or(Some(80)),
             path: if path.is_empty() {
                 "/".into()
@@ -582,14 +586,7 @@ impl Config {
             ("group", config.service.group()),
         ] {
             if name.as_str() == "root" {
-                let offset = text.find(&format!("{key} =")).unwrap_or(0);
-                let (line, column) = line_column(text, offset);
-                return Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                    message: format!("service.{key} must not be root: Node-RED runs arbitrary code, so it needs an unprivileged account of its own"),
-                });
+                return Err(invalid_at(text, path, &format!("{key} ="), format!("service.{key} must not be root: Node-RED runs arbitrary code, so it needs an unprivileged account of its own")));
             }
         }
         let supervise = &config.supervise;
@@ -602,28 +599,24 @@ impl Config {
             ("memory_samples", supervise.memory_samples),
         ] {
             if value == 0 {
-                let offset = text.find(&format!("{key} =")).unwrap_or(0);
-                let (line, column) = line_column(text, offset);
-                return Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                    message: format!("supervise.{key} must be at least 1"),
-                });
+                return Err(invalid_at(
+                    text,
+                    path,
+                    &format!("{key} ="),
+                    format!("supervise.{key} must be at least 1"),
+                ));
             }
         }
         if config.version != 1 {
-            let offset = text.find("version").unwrap_or(0);
-            let (line, column) = line_column(text, offset);
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: format!(
+            return Err(invalid_at(
+                text,
+                path,
+                "version",
+                format!(
                     "version {} is not supported; this redwarden reads version 1",
                     config.version
                 ),
-            });
+            ));
         }
         Ok(config)
     }
@@ -659,6 +652,17 @@ fn check_ownership(path: &Path) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+/// An error at the first occurrence of `needle` (the start of the file when it is absent).
+fn invalid_at(text: &str, path: &Path, needle: &str, message: String) -> ConfigError {
+    let (line, column) = line_column(text, text.find(needle).unwrap_or(0));
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -753,6 +757,18 @@ mod tests {
                 "version = 2\n",
                 "/etc/redwarden/redwarden.toml:1:1: version 2 is not supported",
             ),
+            (
+                "[supervise]\nprobe_failures = 0\n",
+                "/etc/redwarden/redwarden.toml:2:1: supervise.probe_failures must be at least 1",
+            ),
+            (
+                "[supervise]\nprobe = \"http://example.org/\"\n",
+                "/etc/redwarden/redwarden.toml:2:9: `http://example.org/` is not a probe",
+            ),
+            (
+                "[supervise]\nmemory_limit = \"lots\"\n",
+                "/etc/redwarden/redwarden.toml:2:16: `lots` is not a memory limit",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();
@@ -761,6 +777,43 @@ mod tests {
                 "for {text:?}:\n got {err}\nwant {expected}"
             );
         }
+    }
+
+    #[test]
+    fn probes_and_memory_limits_parse() {
+        let probe = |text: &str| Probe::try_from(text.to_string()).map(|p| p.target());
+        assert_eq!(probe("tcp"), Ok(ProbeTarget::Tcp));
+        assert_eq!(
+            probe("/admin/auth/login"),
+            Ok(ProbeTarget::Http {
+                host: "127.0.0.1".into(),
+                port: None,
+                path: "/admin/auth/login".into()
+            })
+        );
+        assert_eq!(
+            probe("http://[::1]:1881"),
+            Ok(ProbeTarget::Http {
+                host: "::1".into(),
+                port: Some(1881),
+                path: "/".into()
+            })
+        );
+        assert_eq!(
+            probe("http://[::1]/x"),
+            Ok(ProbeTarget::Http {
+                host: "::1".into(),
+                port: Some(80),
+                path: "/x".into()
+            })
+        );
+        assert!(probe("https://127.0.0.1/").is_err());
+        assert!(probe("http://127.0.0.1:99999/").is_err());
+        assert!(probe("/with space").is_err());
+        let limit = |text: &str| MemoryLimit(text.into()).bytes(1 << 30);
+        assert_eq!(limit("60%"), Some(644_245_080));
+        assert_eq!(limit("200M"), Some(200 << 20));
+        assert_eq!(limit("infinity"), None);
     }
 
     #[test]

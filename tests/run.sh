@@ -113,4 +113,11 @@ else
   skip "the lab: it boots containers with systemd-nspawn and needs root (sudo ./tests/run.sh)"
 fi
 
+say "benchmark: redwarden run vs PM2 vs systemd Restart=, in the lab"
+if is_root; then
+  BENCH_RUNS=3 ./benches/supervisors.sh
+else
+  skip "the supervisors benchmark: it boots the lab and needs root"
+fi
+
 say "done in $(( $(date +%s) - started )) s"

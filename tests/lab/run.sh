@@ -6,7 +6,8 @@
 #                    [--keep] [--rebuild] [--build-only] [--serve | --shell] [SCENARIO...]
 #
 # SCENARIO: a file name in tests/lab/scenarios/ without .sh, or a prefix of it
-# ("01", "02-apply"). Default: all, in name order, in one container boot.
+# ("01", "02-apply"), or the path of a script to run as one (benches/supervisors.sh).
+# Default: all, in name order, in one container boot.
 # See tests/lab/README.md.
 set -euo pipefail
 
@@ -28,7 +29,7 @@ NODE22_SPEC=22 # node-linux-<arch>@22
 NPM_SPEC=10    # npm@10 goes with the official Node 22 builds
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 64
 }
 
@@ -352,6 +353,11 @@ select_scenarios() {
     fi
     SCENARIOS=()
     for s in "${scenario_args[@]}"; do
+        # A path runs a script from elsewhere as a scenario (benches/supervisors.sh).
+        if [[ "$s" == */* && -f "$s" ]]; then
+            SCENARIOS+=("$(cd "$(dirname "$s")" && pwd)/$(basename "$s")")
+            continue
+        fi
         matched=0
         for f in "${all[@]}"; do
             n=$(basename "$f" .sh)
