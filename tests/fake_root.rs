@@ -103,9 +103,28 @@ fn usage_errors_exit_64() {
     );
     assert_eq!(redwarden(&["--help"]).status.code(), Some(0));
     let help = String::from_utf8(redwarden(&["--help"]).stdout).unwrap();
-    for listed in ["check", "apply", "config"] {
+    for listed in ["check", "apply", "config", "run", "status"] {
         assert!(help.contains(listed), "{help}");
     }
+    // `run` works on the live system only: an image has nothing to supervise.
+    let image = tempfile::tempdir().unwrap();
+    let run = redwarden(&["--root", image.path().to_str().unwrap(), "run"]);
+    assert_eq!(run.status.code(), Some(64), "{}", stderr(&run));
+}
+
+#[test]
+fn status_without_a_supervisor_says_so() {
+    if std::path::Path::new(redwarden::supervise::status::STATUS_FILE).exists() {
+        eprintln!("SKIP status_without_a_supervisor_says_so: a supervisor runs on this machine");
+        return;
+    }
+    let out = redwarden(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("`redwarden run` is not running"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
