@@ -231,6 +231,7 @@ pub struct Config {
     pub service: Service,
     pub nodered: NodeRed,
     pub supervise: Supervise,
+    pub firewall: Firewall,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -445,6 +446,175 @@ impl MemoryLimit {
     }
 }
 
+/// An address or a network: `192.168.1.10`, `10.0.0.0/8`, `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value).ok_or_else(|| {
+            format!("`{value}` is not an address or a network such as 192.168.1.0/24 (host names cannot go into a firewall rule)")
+        })
+    }
+}
+
+impl Network {
+    fn parse(value: &str) -> Option<Self> {
+        let (addr, prefix) = match value.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (value, None),
+        };
+        let addr: std::net::IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let mask = |width: u32| {
+            let prefix = u32::from(self.prefix);
+            if prefix > 0 {
+                u128::MAX << (width - prefix)
+            } else {
+                0
+            }
+        };
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = mask(32);
+                u128::from(u32::from(net)) & mask == u128::from(u32::from(ip)) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = mask(128);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> String {
+        network.to_string()
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let max = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.prefix == max {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
+/// Where the service user's processes may connect: a network, and a port on it or any port.
+/// `192.168.1.10:1883`, `10.0.0.0/8`, `[fd00::/8]:443`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Destination {
+    pub network: Network,
+    pub port: Option<u16>,
+}
+
+impl TryFrom<String> for Destination {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let invalid = || {
+            format!("`{value}` is not a destination: use an address or network with an optional port, such as 192.168.1.10:1883, 10.0.0.0/8 or [fd00::/8]:443 (host names cannot go into a firewall rule)")
+        };
+        let (network, port) = if let Some(bracketed) = value.strip_prefix('[') {
+            let (network, rest) = bracketed.split_once(']').ok_or_else(invalid)?;
+            let port = match rest {
+                "" => None,
+                rest => Some(rest.strip_prefix(':').ok_or_else(invalid)?),
+            };
+            (network, port)
+        } else if value.matches(':').count() == 1 {
+            let (network, port) = value.split_once(':').ok_or_else(invalid)?;
+            (network, Some(port))
+        } else {
+            (value.as_str(), None)
+        };
+        let network = Network::parse(network).ok_or_else(invalid)?;
+        let port = port
+            .map(|p| {
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(invalid)
+            })
+            .transpose()?;
+        Ok(Self { network, port })
+    }
+}
+
+impl From<Destination> for String {
+    fn from(destination: Destination) -> String {
+        match (destination.port, destination.network.addr.is_ipv6()) {
+            (None, _) => destination.network.to_string(),
+            (Some(port), false) => format!("{}:{port}", destination.network),
+            (Some(port), true) => format!("[{}]:{port}", destination.network),
+        }
+    }
+}
+
+/// redwarden's own nftables table, `inet redwarden`: who may reach Node-RED and, opt-in, what
+/// Node-RED may reach. No other table is ever touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Firewall {
+    pub enabled: bool,
+    /// Who may open connections to Node-RED's port, besides this device itself.
+    pub sources: Vec<Network>,
+    /// New connections per second one source may open to Node-RED's port (burst: twice that).
+    pub rate_per_source: u32,
+    /// The management port that no policy may close; apply refuses one that would cut the SSH
+    /// session it runs from.
+    pub ssh_port: Port,
+    /// Drop what the service user's processes send anywhere but DNS, NTP, this device and
+    /// `egress_allow`, counting what is dropped.
+    pub egress: bool,
+    pub egress_allow: Vec<Destination>,
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        let network = |text: &str| Network::parse(text).expect("a valid built-in network");
+        Self {
+            enabled: true,
+            // The private and link-local ranges; 100.64.0.0/10 (carrier-grade NAT, tailnets) and
+            // anything wider must be written down.
+            sources: [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "169.254.0.0/16",
+                "fc00::/7",
+                "fe80::/10",
+            ]
+            .into_iter()
+            .map(network)
+            .collect(),
+            rate_per_source: 20,
+            ssh_port: Port(22),
+            egress: false,
+            egress_allow: Vec::new(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -452,6 +622,7 @@ impl Default for Config {
             service: Service::default(),
             nodered: NodeRed::default(),
             supervise: Supervise::default(),
+            firewall: Firewall::default(),
         }
     }
 }
@@ -606,6 +777,17 @@ impl Config {
                     format!("supervise.{key} must be at least 1"),
                 ));
             }
+        }
+        if config.firewall.ssh_port == config.nodered.port {
+            return Err(invalid_at(text, path, "ssh_port", format!("firewall.ssh_port {} is Node-RED's port: the firewall filters that port, and management access must stay open", config.nodered.port.get())));
+        }
+        if config.firewall.rate_per_source == 0 {
+            return Err(invalid_at(
+                text,
+                path,
+                "rate_per_source =",
+                "firewall.rate_per_source must be at least 1".into(),
+            ));
         }
         if config.version != 1 {
             return Err(invalid_at(

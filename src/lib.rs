@@ -22,4 +22,6 @@ pub enum Error {
     Systemctl(#[from] host::systemd::SystemctlError),
     #[error("adoption: {0}")]
     Adopt(String),
+    #[error(transparent)]
+    Nft(#[from] host::nft::NftError),
 }

@@ -45,13 +45,32 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Report what is wrong; change nothing. Exits 1 when there are findings.
-    Check,
+    Check {
+        /// Only these steps (comma list: user, perms, unit, adopt, firewall).
+        #[arg(long, value_name = "STEPS", value_parser = parse_steps)]
+        only: Option<StepList>,
+    },
     /// Fix what can be fixed, print each change, then report what remains.
     Apply {
         /// Switch an adopted Node-RED back to the unit and userDir it came from (the adopted
         /// copy stays), and change nothing else.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["only", "confirm"])]
         undo_adopt: bool,
+        /// Only these steps (comma list: user, perms, unit, adopt, firewall).
+        #[arg(long, value_name = "STEPS", value_parser = parse_steps)]
+        only: Option<StepList>,
+        /// Load the firewall, and put the previous one back after SECS seconds unless
+        /// `redwarden confirm` comes first (for changes made over the network).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+        confirm: Option<u32>,
+    },
+    /// Keep the firewall that `apply --confirm` loaded.
+    Confirm,
+    /// Put the saved firewall back after a delay, unless confirmed (started by apply --confirm).
+    #[command(hide = true)]
+    FirewallRollback {
+        #[arg(long, value_name = "SECS")]
+        after: u64,
     },
     /// Print the systemd unit that runs Node-RED in redwarden's sandbox.
     Unit {
@@ -79,6 +98,21 @@ enum Command {
         #[arg(long)]
         example: bool,
     },
+}
+
+/// A comma list of steps.
+#[derive(Debug, Clone)]
+struct StepList(Vec<harden::Step>);
+
+fn parse_steps(list: &str) -> Result<StepList, String> {
+    list.split(',')
+        .map(|name| {
+            harden::Step::from_name(name.trim()).ok_or_else(|| {
+                format!("`{name}` is not a step (user, perms, unit, adopt, firewall)")
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(StepList)
 }
 
 /// A comma list of hardware profiles; one value for clap, which reads a bare Vec as repeats.
@@ -281,18 +315,65 @@ fn run(cli: &Cli) -> u8 {
             };
         }
         Command::Status => return print_status(cli.json),
-        Command::Check => ("check", harden::check(&root, &config)),
-        Command::Apply { undo_adopt } => {
+        Command::Check { ref only } => (
+            "check",
+            match only {
+                Some(steps) => harden::check_steps(&root, &config, &steps.0),
+                None => harden::check(&root, &config),
+            },
+        ),
+        Command::Confirm => {
+            return match redwarden::host::nft::confirm() {
+                Ok(true) => {
+                    println!("kept the new firewall");
+                    0
+                }
+                Ok(false) => {
+                    eprintln!("redwarden: confirm: nothing waits for a confirmation (no apply --confirm, or it was rolled back already)");
+                    EXIT_FINDINGS
+                }
+                Err(e) => {
+                    eprintln!("redwarden: confirm: {e}");
+                    EXIT_FAILURE
+                }
+            };
+        }
+        Command::FirewallRollback { after } => {
+            return match redwarden::host::nft::rollback_after(std::time::Duration::from_secs(after))
+            {
+                Ok(rolled_back) => {
+                    if rolled_back {
+                        tracing::warn!("no `redwarden confirm` within {after} s: put the previous firewall back");
+                    }
+                    0
+                }
+                Err(e) => {
+                    tracing::error!("firewall rollback: {e}");
+                    EXIT_FAILURE
+                }
+            };
+        }
+        Command::Apply {
+            undo_adopt,
+            ref only,
+            confirm,
+        } => {
             if root.is_live() && !rustix::process::geteuid().is_root() {
                 eprintln!("redwarden: apply changes accounts and file owners: run it as root (or use --root on an image folder you own)");
                 return EXIT_FAILURE;
             }
-            let mode = if undo_adopt {
-                harden::Mode::UndoAdopt
-            } else {
-                harden::Mode::Enforce
+            let options = harden::Options {
+                mode: if undo_adopt {
+                    harden::Mode::UndoAdopt
+                } else {
+                    harden::Mode::Enforce
+                },
+                only: only.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
+                confirm: confirm.map(|secs| {
+                    harden::firewall::Confirm(std::time::Duration::from_secs(secs.into()))
+                }),
             };
-            let result = harden::apply(&root, &config, mode).map_err(|failure| {
+            let result = harden::apply(&root, &config, &options).map_err(|failure| {
                 for change in &failure.changes {
                     eprintln!("redwarden: changed before the failure: {change}");
                 }

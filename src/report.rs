@@ -81,12 +81,24 @@ pub struct Uninspected {
     pub reason: String,
 }
 
+impl Uninspected {
+    pub fn new(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            path: None,
+            reason: reason.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub findings: Vec<Finding>,
     /// Changes `apply` made, one line each; empty for `check`.
     pub changes: Vec<String>,
     pub uninspected: Vec<Uninspected>,
+    /// What the system counted: the firewall's refused and rate-limited connections.
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// How many findings of one id the table shows before summarising the rest: a userDir copied from
@@ -180,6 +192,14 @@ impl Report {
                 "not inspected: {}{path}: {}",
                 skipped.what, skipped.reason
             );
+        }
+        if !self.counters.is_empty() {
+            let counted: Vec<String> = self
+                .counters
+                .iter()
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect();
+            let _ = writeln!(out, "counted: {}", counted.join(", "));
         }
         let fixable = self.findings.iter().filter(|f| f.fixable).count();
         let _ = writeln!(

@@ -4,6 +4,7 @@
 //! left, then checks again so the report shows only what remains.
 
 pub mod adopt;
+pub mod firewall;
 pub mod install;
 pub mod perms;
 pub mod unit;
@@ -22,6 +23,7 @@ pub enum Action {
     Account(user::AccountChange),
     File(perms::FileChange),
     Unit(unit::UnitChange),
+    Firewall(firewall::FirewallChange),
 }
 
 impl fmt::Display for Action {
@@ -31,17 +33,19 @@ impl fmt::Display for Action {
             Self::Account(change) => change.fmt(f),
             Self::File(change) => change.fmt(f),
             Self::Unit(change) => change.fmt(f),
+            Self::Firewall(change) => change.fmt(f),
         }
     }
 }
 
 impl Action {
-    fn apply(&self, root: &Root) -> Result<(), crate::Error> {
+    fn apply(&self, root: &Root, options: &Options) -> Result<(), crate::Error> {
         match self {
             Self::Adopt(change) => adopt::apply(root, change),
             Self::Account(change) => user::apply(root, change),
             Self::File(change) => perms::apply(root, change),
             Self::Unit(change) => unit::apply(root, change),
+            Self::Firewall(change) => firewall::apply(change, options.confirm),
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct Plan {
     pub findings: Vec<Finding>,
     pub actions: Vec<Action>,
     pub uninspected: Vec<Uninspected>,
+    /// Named counts the step read, such as the firewall's drop counters.
+    pub counters: Vec<(String, u64)>,
 }
 
 impl Plan {
@@ -60,6 +66,7 @@ impl Plan {
         self.findings.extend(other.findings);
         self.actions.extend(other.actions);
         self.uninspected.extend(other.uninspected);
+        self.counters.extend(other.counters);
     }
 }
 
@@ -70,11 +77,19 @@ pub enum Step {
     Perms,
     Unit,
     Adopt,
+    Firewall,
 }
 
-/// Adoption comes last: it starts redwarden.service, which the unit step writes, and moves files
-/// into a userDir that the perms step then judges on the next pass.
-pub const STEPS: &[Step] = &[Step::User, Step::Perms, Step::Unit, Step::Adopt];
+/// Adoption comes after the unit step: it starts redwarden.service, which the unit step writes,
+/// and moves files into a userDir that the perms step then judges on the next pass. The firewall
+/// comes last, so a system without nft still gets everything else before apply says so.
+pub const STEPS: &[Step] = &[
+    Step::User,
+    Step::Perms,
+    Step::Unit,
+    Step::Adopt,
+    Step::Firewall,
+];
 
 impl Step {
     pub fn name(self) -> &'static str {
@@ -83,6 +98,7 @@ impl Step {
             Self::Perms => "perms",
             Self::Unit => "unit",
             Self::Adopt => "adopt",
+            Self::Firewall => "firewall",
         }
     }
 
@@ -102,20 +118,27 @@ impl Step {
             Self::Adopt => Ok(adopt::plan(&adopt::observe(
                 root, config, undo_adopt, waits,
             )?)),
+            Self::Firewall => Ok(firewall::plan(&firewall::observe(root, config)?)),
         }
     }
 }
 
 /// Observes and plans every step; changes nothing.
 pub fn check(root: &Root, config: &Config) -> Result<Report, crate::Error> {
+    check_steps(root, config, STEPS)
+}
+
+/// Observes and plans the given steps; changes nothing.
+pub fn check_steps(root: &Root, config: &Config, steps: &[Step]) -> Result<Report, crate::Error> {
     let mut plan = Plan::default();
-    for step in STEPS {
+    for step in steps {
         plan.merge(step.plan(root, config, false, false)?);
     }
     Ok(Report {
         findings: plan.findings,
         changes: Vec::new(),
         uninspected: plan.uninspected,
+        counters: plan.counters.into_iter().collect(),
     })
 }
 
@@ -135,6 +158,36 @@ pub enum Mode {
     Enforce,
     /// Switch an adopted Node-RED back to the unit it came from, and nothing else.
     UndoAdopt,
+}
+
+/// How `apply` runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    pub mode: Mode,
+    /// Only these steps, in their usual order; every step when empty.
+    pub only: Vec<Step>,
+    /// Load the firewall with a rollback armed, which `redwarden confirm` disarms.
+    pub confirm: Option<firewall::Confirm>,
+}
+
+impl Options {
+    fn steps(&self) -> Vec<Step> {
+        match self.mode {
+            Mode::UndoAdopt => vec![Step::Adopt],
+            Mode::Enforce if self.only.is_empty() => STEPS.to_vec(),
+            Mode::Enforce => STEPS
+                .iter()
+                .copied()
+                .filter(|s| self.only.contains(s))
+                .collect(),
+        }
+    }
+}
+
+impl Step {
+    pub fn from_name(name: &str) -> Option<Self> {
+        STEPS.iter().copied().find(|s| s.name() == name)
+    }
 }
 
 /// Passes over the steps before apply gives up converging: adoption moves files that the perms
@@ -173,27 +226,33 @@ fn take_turn(root: &Root, in_apply_unit: bool) -> Result<Turn, crate::Error> {
 /// Applies the steps in order, pass after pass until one changes nothing, then checks again.
 /// Stops at the first failed action and returns the changes made before it, so the caller can
 /// say exactly what was done.
-pub fn apply(root: &Root, config: &Config, mode: Mode) -> Result<Report, ApplyFailure> {
+pub fn apply(root: &Root, config: &Config, options: &Options) -> Result<Report, ApplyFailure> {
+    let mode = options.mode;
+    let steps = options.steps();
     let mut changes = Vec::new();
     let in_apply_unit = crate::host::systemd::inside_unit(unit::APPLY_UNIT);
     let result = (|| {
         let _turn = match take_turn(root, in_apply_unit)? {
             Turn::Taken => {
                 tracing::info!("another redwarden apply is running; it covers this change");
-                return check(root, config);
+                return check_steps(
+                    root,
+                    config,
+                    if options.only.is_empty() {
+                        STEPS
+                    } else {
+                        &steps
+                    },
+                );
             }
             mine => mine,
         };
-        let steps: &[Step] = match mode {
-            Mode::Enforce => STEPS,
-            Mode::UndoAdopt => &[Step::Adopt],
-        };
         for _ in 0..MAX_PASSES {
             let before = changes.len();
-            for step in steps {
+            for step in &steps {
                 let plan = step.plan(root, config, mode == Mode::UndoAdopt, !in_apply_unit)?;
                 for action in &plan.actions {
-                    action.apply(root)?;
+                    action.apply(root, options)?;
                     tracing::info!(step = step.name(), action = %action, "changed");
                     changes.push(action.to_string());
                 }
@@ -202,7 +261,16 @@ pub fn apply(root: &Root, config: &Config, mode: Mode) -> Result<Report, ApplyFa
                 break;
             }
         }
-        check(root, config)
+        // The report covers what was asked about: the chosen steps, or everything.
+        check_steps(
+            root,
+            config,
+            if options.only.is_empty() {
+                STEPS
+            } else {
+                &steps
+            },
+        )
     })();
     match result {
         Ok(mut report) => {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod fs;
+pub mod nft;
 pub mod proc;
 pub mod root;
 pub mod systemd;

@@ -107,7 +107,7 @@ fn become_service_user(
     if crate::host::systemd::is_booted(root) {
         tracing::warn!("running as root under systemd: applying is redwarden-apply.service's job; only dropping privileges");
     } else {
-        let report = harden::apply(root, config, harden::Mode::Enforce)
+        let report = harden::apply(root, config, &harden::Options::default())
             .map_err(|failure| SuperviseError::Apply(failure.to_string()))?;
         for change in &report.changes {
             tracing::info!("applied: {change}");

@@ -340,6 +340,11 @@ qemu_user_dropins() {
         mkdir -p "$d"
         printf '# redwarden lab: qemu-user cannot create user namespaces\n[Service]\nPrivateUsers=no\n' >"$d/90-lab-qemu-user.conf"
     done
+    # nft speaks NETLINK_NETFILTER, which qemu-user does not translate ("Protocol not
+    # supported"): the firewall is judged on amd64 and on a real ARM kernel.
+    mkdir -p "$1/etc/redwarden"
+    printf '# redwarden lab: qemu-user cannot pass nftables netlink\n[firewall]\nenabled = false\n' >"$1/etc/redwarden/redwarden.toml"
+    chmod 644 "$1/etc/redwarden/redwarden.toml"
 }
 
 # ---------------------------------------------------------------- scenarios
