@@ -20,3 +20,9 @@ done
 
 rc=$(redwarden_json check)
 assert_eq 0 "$rc" "redwarden check after reboot"
+
+# The firewall comes back through redwarden's own apply unit, with no nftables.service.
+if [[ "$LAB_ARCH" != arm64 ]]; then
+    in_ct nft list table inet redwarden >/dev/null || fail "redwarden's nftables table did not come back at boot"
+    assert_eq "disabled" "$(in_ct systemctl is-enabled nftables.service 2>/dev/null || true)" "nftables.service (not needed)"
+fi
