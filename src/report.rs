@@ -89,6 +89,11 @@ impl Uninspected {
             reason: reason.into(),
         }
     }
+
+    pub fn at(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

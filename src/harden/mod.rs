@@ -6,6 +6,7 @@
 pub mod adopt;
 pub mod firewall;
 pub mod install;
+pub mod nodered;
 pub mod perms;
 pub mod unit;
 pub mod user;
@@ -77,6 +78,7 @@ pub enum Step {
     Perms,
     Unit,
     Adopt,
+    NodeRed,
     Firewall,
 }
 
@@ -88,6 +90,7 @@ pub const STEPS: &[Step] = &[
     Step::Perms,
     Step::Unit,
     Step::Adopt,
+    Step::NodeRed,
     Step::Firewall,
 ];
 
@@ -98,6 +101,7 @@ impl Step {
             Self::Perms => "perms",
             Self::Unit => "unit",
             Self::Adopt => "adopt",
+            Self::NodeRed => "nodered",
             Self::Firewall => "firewall",
         }
     }
@@ -118,6 +122,7 @@ impl Step {
             Self::Adopt => Ok(adopt::plan(&adopt::observe(
                 root, config, undo_adopt, waits,
             )?)),
+            Self::NodeRed => Ok(nodered::plan(&nodered::observe(root, config)?)),
             Self::Firewall => Ok(firewall::plan(&firewall::observe(root, config)?)),
         }
     }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod fs;
 pub mod nft;
+pub mod node;
 pub mod proc;
 pub mod root;
 pub mod systemd;

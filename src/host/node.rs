@@ -1,0 +1,182 @@
+//! Running node on a script whose input may be hostile: unprivileged, with a wall-clock limit,
+//! a heap limit and a cap on what it may print.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: Vec<u8>,
+    /// Its exit code; None when killed (by us at the limit, or by a signal).
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    /// It printed more than the cap and was killed.
+    pub flooded: bool,
+    /// The last lines of stderr, for the finding.
+    pub stderr_tail: String,
+}
+
+/// A folder of our own under the system temp folder, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(mode: u32) -> std::io::Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let mut random = [0u8; 8];
+        let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
+        let name = format!("redwarden-{:016x}", u64::from_ne_bytes(random));
+        let path = std::env::temp_dir().join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        Ok(Self(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a run may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub wall: Duration,
+    pub heap_mib: u32,
+    pub stdout_bytes: usize,
+}
+
+/// Runs `node script args…` as `user` (uid, gid; None: as we are) in `cwd`, with `stdin` on its
+/// standard input and an environment of PATH and HOME only.
+pub fn run(
+    node: &Path,
+    script: &Path,
+    args: &[&Path],
+    cwd: &Path,
+    user: Option<(u32, u32)>,
+    stdin: &str,
+    limits: Limits,
+) -> std::io::Result<Outcome> {
+    let mut command = Command::new(node);
+    command
+        .arg(format!("--max-old-space-size={}", limits.heap_mib))
+        .arg(script)
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some((uid, gid)) = user {
+        // std clears the supplementary groups before setgid/setuid when it runs as root.
+        command.uid(uid).gid(gid);
+    }
+    let mut child = command.spawn()?;
+    if let Some(mut input) = child.stdin.take() {
+        use std::io::Write;
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    for fd in [
+        rustix::fd::AsFd::as_fd(&stdout),
+        rustix::fd::AsFd::as_fd(&stderr),
+    ] {
+        let flags = rustix::fs::fcntl_getfl(fd)?;
+        rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    }
+    let deadline = Instant::now() + limits.wall;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut buf = [0u8; 65536];
+    let (mut timed_out, mut flooded) = (false, false);
+    let status = loop {
+        let mut read_some = false;
+        for (pipe, sink, cap) in [
+            (&mut stdout as &mut dyn Read, &mut out, limits.stdout_bytes),
+            (&mut stderr as &mut dyn Read, &mut err, 65536),
+        ] {
+            if let Ok(n) = pipe.read(&mut buf) {
+                if n > 0 {
+                    read_some = true;
+                    let room = cap.saturating_sub(sink.len());
+                    sink.extend_from_slice(&buf[..n.min(room)]);
+                    if n > room && cap == limits.stdout_bytes {
+                        flooded = true;
+                    }
+                }
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            // Drain what is left in the pipes.
+            let _ = stdout.read_to_end(&mut out);
+            out.truncate(limits.stdout_bytes);
+            break Some(status);
+        }
+        if flooded || Instant::now() >= deadline {
+            timed_out = !flooded;
+            break None;
+        }
+        if !read_some {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    if status.is_none() {
+        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stderr_text = String::from_utf8_lossy(&err);
+    let tail: Vec<&str> = stderr_text.lines().rev().take(3).collect();
+    Ok(Outcome {
+        stdout: out,
+        code: status.and_then(|s| s.code()),
+        timed_out,
+        flooded,
+        stderr_tail: tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
+    })
+}
+
+/// `node --version`, given two seconds.
+pub fn version(node: &Path) -> Option<String> {
+    let dir = TempDir::new(0o755).ok()?;
+    let script = dir.path().join("version.js");
+    std::fs::write(&script, "process.stdout.write(process.version)").ok()?;
+    let limits = Limits {
+        wall: Duration::from_secs(5),
+        heap_mib: 16,
+        stdout_bytes: 64,
+    };
+    let outcome = run(node, &script, &[], dir.path(), None, "", limits).ok()?;
+    (outcome.code == Some(0)).then(|| String::from_utf8_lossy(&outcome.stdout).into_owned())
+}
+
+/// Today's date (UTC) as yyyy-mm-dd.
+pub fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
