@@ -282,6 +282,13 @@ pub struct NodeRed {
     /// Move a Node-RED that another unit runs (the official installer's nodered.service as
     /// `pi`) to the dedicated user and user_dir: copy, verify, switch, keep the original.
     pub adopt: bool,
+    /// Settings forced on Node-RED whatever settings.js says, as Node-RED's `-D` takes them:
+    /// a key (dotted for nested settings, quoted in TOML) and its value. `redwarden run`
+    /// passes them in a root-owned file with `-D @file`.
+    pub enforce: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Let Node-RED run without an editor login. Off by default: when no adminAuth is set
+    /// anywhere, apply creates a login and enforces it.
+    pub allow_no_login: bool,
 }
 
 /// What proves Node-RED alive: any HTTP answer to a GET on a path of 127.0.0.1:<port> or on a
@@ -667,6 +674,18 @@ impl Default for NodeRed {
             port: Port(1880),
             tls_keys: Vec::new(),
             adopt: true,
+            enforce: [
+                // /diagnostics reports versions, modules and which security settings are unset.
+                ("diagnostics.enabled", false),
+                // POST /flows/state stops and starts flows.
+                ("runtimeState.enabled", false),
+                // Logins, failed logins and deploys in the journal.
+                ("logging.console.audit", true),
+            ]
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), serde_json::Value::Bool(value)))
+            .collect(),
+            allow_no_login: false,
         }
     }
 }

@@ -66,6 +66,12 @@ enum Command {
     },
     /// Keep the firewall that `apply --confirm` loaded.
     Confirm,
+    /// Set the password of an editor login (read from the terminal without echo, or from
+    /// stdin), and enforce it.
+    Passwd {
+        /// The login's user name.
+        user: String,
+    },
     /// Put the saved firewall back after a delay, unless confirmed (started by apply --confirm).
     #[command(hide = true)]
     FirewallRollback {
@@ -229,6 +235,89 @@ fn print_units(files: &[(PathBuf, String)], drop_in: bool, dir: Option<&std::pat
     0
 }
 
+/// `redwarden passwd USER`: a bcrypt hash in the logins file, then the nodered step enforces it.
+fn passwd(root: &Root, config: &Config, user: &str) -> u8 {
+    if user.is_empty() || !user.chars().all(|c| c.is_ascii_graphic()) {
+        eprintln!("redwarden: passwd: `{user}` is not a user name (letters, digits and punctuation, no spaces)");
+        return EXIT_USAGE;
+    }
+    if root.is_live() && !rustix::process::geteuid().is_root() {
+        eprintln!("redwarden: passwd: the logins file is root's: run it as root");
+        return EXIT_FAILURE;
+    }
+    let password = match read_password(user) {
+        Ok(password) => password,
+        Err(e) => {
+            eprintln!("redwarden: passwd: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if password.chars().count() < 8 {
+        eprintln!("redwarden: passwd: use at least 8 characters");
+        return EXIT_USAGE;
+    }
+    let set = harden::nodered::set_login(root, user, &password).and_then(|()| {
+        if user == harden::nodered::GENERATED_USER {
+            harden::nodered::forget_generated_password(root)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = set {
+        eprintln!("redwarden: passwd: {e}");
+        return EXIT_FAILURE;
+    }
+    let options = harden::Options {
+        only: vec![harden::Step::NodeRed],
+        ..harden::Options::default()
+    };
+    match harden::apply(root, config, &options) {
+        Ok(_) => {
+            println!("password set for {user}; Node-RED restarts to use it");
+            0
+        }
+        Err(failure) => {
+            eprintln!(
+                "redwarden: passwd: the password is stored but not yet enforced: {}",
+                failure.error
+            );
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// A password from the terminal (asked twice, without echo) or one line of stdin.
+fn read_password(user: &str) -> Result<String, String> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let ask = |prompt: &str| -> Result<String, String> {
+        use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+        eprint!("{prompt}");
+        let saved = tcgetattr(&stdin).map_err(|e| format!("terminal: {e}"))?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet).map_err(|e| format!("terminal: {e}"))?;
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
+        eprintln!();
+        read.map_err(|e| format!("reading the terminal: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let first = ask(&format!("new password for {user}: "))?;
+    if ask("again: ")? != first {
+        return Err("the two passwords differ; nothing changed".into());
+    }
+    Ok(first)
+}
+
 /// `redwarden status`: the supervisor's state file, readable without privileges.
 fn print_status(json: bool) -> u8 {
     use redwarden::supervise::status::{now, Status, STATUS_FILE};
@@ -322,6 +411,7 @@ fn run(cli: &Cli) -> u8 {
                 None => harden::check(&root, &config),
             },
         ),
+        Command::Passwd { ref user } => return passwd(&root, &config, user),
         Command::Confirm => {
             return match redwarden::host::nft::confirm() {
                 Ok(true) => {

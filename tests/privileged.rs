@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -565,4 +565,95 @@ fn a_killed_adoption_always_leaves_one_node_red_to_boot() {
         killed_mid_way >= 10,
         "only {killed_mid_way} of {runs} applies were cut mid-way: the test proves little"
     );
+}
+
+#[test]
+fn passwd_stores_only_a_hash_and_enforces_the_login_through_the_overrides() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    installer_state(root);
+    apply_twice_then_check(root);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redwarden"))
+        .args(["--root", root.to_str().unwrap(), "passwd", "alice"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logins = root.join("var/lib/redwarden/logins.json");
+    let meta = std::fs::metadata(&logins).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, 0), "root only");
+    let text = std::fs::read_to_string(&logins).unwrap();
+    assert!(!text.contains("correct horse"), "never the password itself");
+    let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let hash = stored[0]["hash"].as_str().unwrap();
+    assert!(bcrypt::verify("correct horse battery", hash).unwrap());
+    assert!(hash.starts_with("$2b$10$"), "{hash}");
+    let overrides = root.join("etc/redwarden/nodered.json");
+    let meta = std::fs::metadata(&overrides).unwrap();
+    let nodered_gid = group_gid(root, "nodered");
+    assert_eq!(
+        (meta.mode() & 0o777, meta.uid(), meta.gid()),
+        (0o640, 0, nodered_gid)
+    );
+    let enforced: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&overrides).unwrap()).unwrap();
+    assert_eq!(enforced["adminAuth"]["users"][0]["username"], "alice");
+    assert_eq!(enforced["adminAuth"]["users"][0]["password"], hash);
+    assert_eq!(enforced["diagnostics.enabled"], false);
+    // Too short, and a bad name: refused, nothing changed.
+    let short = run_on_with_stdin(root, &["passwd", "alice"], "short\n");
+    assert_eq!(short.status.code(), Some(64));
+    assert_eq!(std::fs::read_to_string(&logins).unwrap(), text);
+    assert_eq!(
+        run_on_with_stdin(root, &["passwd", "a b"], "long enough pw\n")
+            .status
+            .code(),
+        Some(64)
+    );
+}
+
+fn run_on_with_stdin(root: &Path, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redwarden"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn group_gid(root: &Path, name: &str) -> u32 {
+    std::fs::read_to_string(root.join("etc/group"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0] == name).then(|| f[2].parse().unwrap())
+        })
+        .unwrap()
 }

@@ -25,6 +25,7 @@ pub enum Action {
     File(perms::FileChange),
     Unit(unit::UnitChange),
     Firewall(firewall::FirewallChange),
+    NodeRed(nodered::NodeRedChange),
 }
 
 impl fmt::Display for Action {
@@ -35,6 +36,7 @@ impl fmt::Display for Action {
             Self::File(change) => change.fmt(f),
             Self::Unit(change) => change.fmt(f),
             Self::Firewall(change) => change.fmt(f),
+            Self::NodeRed(change) => change.fmt(f),
         }
     }
 }
@@ -47,6 +49,7 @@ impl Action {
             Self::File(change) => perms::apply(root, change),
             Self::Unit(change) => unit::apply(root, change),
             Self::Firewall(change) => firewall::apply(change, options.confirm),
+            Self::NodeRed(change) => nodered::apply(root, change),
         }
     }
 }

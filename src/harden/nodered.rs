@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::host::node::{self, Limits, Outcome};
-use crate::host::{fs, Root};
+use crate::host::{fs, paths, Root};
 use crate::report::{Finding, Severity, Uninspected};
 
 const HARNESS: &str = include_str!("settings_harness.js");
@@ -67,7 +67,11 @@ pub fn parse_description(outcome: &Outcome, nonce: &str) -> Evaluation {
         ));
     }
     let text = String::from_utf8_lossy(&outcome.stdout);
-    let Some(line) = text.lines().filter_map(|l| l.strip_prefix(nonce)).next_back() else {
+    let Some(line) = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(nonce))
+        .next_back()
+    else {
         let how = match outcome.code {
             Some(code) => format!("it exited with code {code} before it could be described"),
             None => "it was killed before it could be described".into(),
@@ -256,6 +260,7 @@ fn version_triple(text: &str) -> Option<(u32, u32, u32)> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub settings: PathBuf,
+    pub settings_exists: bool,
     /// None: the settings file does not exist (Node-RED writes its default one).
     pub evaluation: Option<Evaluation>,
     pub flows: Option<Result<Flows, String>>,
@@ -265,6 +270,34 @@ pub struct Observed {
     /// Today, as yyyy-mm-dd, for the end-of-life table.
     pub today: String,
     pub uninspected: Vec<Uninspected>,
+    pub enforcement: Enforcement,
+}
+
+/// What redwarden forces on Node-RED, and what is on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enforcement {
+    pub enforce: BTreeMap<String, Value>,
+    pub allow_no_login: bool,
+    /// Logins redwarden created or `redwarden passwd` set.
+    pub logins: Vec<Login>,
+    /// Whether the generated password still waits in its root-only file.
+    pub generated_password: bool,
+    /// The overrides file as it is; None when absent.
+    pub overrides: Option<Vec<u8>>,
+    /// The service group, which may read the overrides.
+    pub gid: Option<u32>,
+    /// Node-RED runs under systemd here, so a changed overrides file needs a restart.
+    pub restartable: bool,
+    /// The running system, not an image: logins are made per device, at its first boot, never
+    /// baked into an image that many devices share.
+    pub live: bool,
+}
+
+/// An editor login: a user name and a bcrypt hash (never a password).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    pub username: String,
+    pub hash: String,
 }
 
 pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
@@ -284,6 +317,7 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         None
     };
     let host_settings = root.resolve(&settings)?;
+    let settings_exists = fs::lstat(&host_settings)?.is_some();
     let evaluation = match (
         root.is_live(),
         binaries.node.as_deref(),
@@ -341,8 +375,36 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         (true, Some(node)) => crate::host::node::version(node).and_then(|v| version_triple(&v)),
         _ => None,
     };
+    let read = |path: &str| -> Result<Option<Vec<u8>>, crate::Error> {
+        Ok(fs::read_nofollow(&root.resolve(Path::new(path))?)?)
+    };
+    let logins = match read(paths::LOGINS)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            crate::Error::Adopt(format!(
+                "{}:{}:{}: not redwarden's logins file: {e}",
+                paths::LOGINS,
+                e.line(),
+                e.column()
+            ))
+        })?,
+        None => Vec::new(),
+    };
+    let enforcement = Enforcement {
+        enforce: config.nodered.enforce.clone(),
+        allow_no_login: config.nodered.allow_no_login,
+        logins,
+        generated_password: read(paths::GENERATED_PASSWORD)?.is_some(),
+        overrides: read(paths::NODERED_OVERRIDES)?,
+        gid: accounts
+            .group
+            .by_name(config.service.group().as_str())
+            .map(|g| g.gid),
+        restartable: root.is_live() && crate::host::systemd::is_booted(root),
+        live: root.is_live(),
+    };
     Ok(Observed {
         settings,
+        settings_exists,
         evaluation,
         flows,
         flows_path,
@@ -350,7 +412,107 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         nodered_version,
         today: crate::host::node::today(),
         uninspected,
+        enforcement,
     })
+}
+
+/// The kind of a password hash, as the harness reports it: ("bcrypt", cost), ("md5", _) …
+pub fn classify_hash(hash: &str) -> (&'static str, Option<u64>) {
+    let bytes = hash.as_bytes();
+    let bcrypt = hash.len() == 60
+        && hash.starts_with("$2")
+        && bytes.get(3) == Some(&b'$')
+        && bytes.get(6) == Some(&b'$')
+        && matches!(bytes.get(2), Some(b'a' | b'b' | b'y'));
+    if bcrypt {
+        return ("bcrypt", hash.get(4..6).and_then(|c| c.parse().ok()));
+    }
+    if hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return ("md5", None);
+    }
+    ("plain", None)
+}
+
+/// The admin login enforced through the overrides file, if any: from the config, or the logins
+/// redwarden keeps.
+fn enforced_admin(enforcement: &Enforcement) -> Option<Value> {
+    if let Some(admin) = enforcement.enforce.get("adminAuth") {
+        return Some(admin.clone());
+    }
+    (!enforcement.logins.is_empty()).then(|| {
+        let users: Vec<Value> = enforcement
+            .logins
+            .iter()
+            .map(|login| serde_json::json!({"username": login.username, "password": login.hash, "permissions": "*"}))
+            .collect();
+        serde_json::json!({"type": "credentials", "users": users})
+    })
+}
+
+/// The overrides file's contents: one flat object of `-D` keys.
+pub fn overrides(enforcement: &Enforcement) -> Vec<u8> {
+    let mut object: serde_json::Map<String, Value> = enforcement
+        .enforce
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(admin) = enforced_admin(enforcement) {
+        object.insert("adminAuth".into(), admin);
+    }
+    let mut text = serde_json::to_vec_pretty(&Value::Object(object)).unwrap_or_default();
+    text.push(b'\n');
+    text
+}
+
+/// settings.js as Node-RED will see it: the description with the enforced values on top, as
+/// `-D` sets them after settings.js has loaded.
+pub fn effective(described: &Described, enforcement: &Enforcement) -> Described {
+    let mut d = described.clone();
+    for (key, value) in &enforcement.enforce {
+        if key == "adminAuth" {
+            continue;
+        }
+        match value {
+            Value::Object(_) | Value::Array(_) => {
+                d.insert(
+                    key.clone(),
+                    Value::String(if value.is_array() { "array" } else { "object" }.into()),
+                );
+            }
+            scalar => {
+                d.insert(key.clone(), scalar.clone());
+            }
+        }
+        if let Some(origin) = value
+            .get("origin")
+            .and_then(Value::as_str)
+            .filter(|_| key == "httpNodeCors")
+        {
+            d.insert("httpNodeCors.origin".into(), Value::String(origin.into()));
+        }
+    }
+    if let Some(admin) = enforced_admin(enforcement) {
+        d.retain(|k, _| !k.starts_with("adminAuth"));
+        d.insert("adminAuth".into(), "object".into());
+        let users = admin["users"].as_array().cloned().unwrap_or_default();
+        d.insert("adminAuth.users.count".into(), users.len().into());
+        for (i, user) in users.iter().enumerate().take(10) {
+            let hash = user["password"].as_str().unwrap_or_default();
+            let (kind, cost) = classify_hash(hash);
+            d.insert(format!("adminAuth.users.{i}.password.hash"), kind.into());
+            if let Some(cost) = cost {
+                d.insert(format!("adminAuth.users.{i}.password.cost"), cost.into());
+            }
+        }
+        if let Some(anonymous) = admin.get("default") {
+            d.insert("adminAuth.default".into(), "object".into());
+            d.insert(
+                "adminAuth.default.permissions".into(),
+                anonymous["permissions"].clone(),
+            );
+        }
+    }
+    d
 }
 
 fn is_true(d: &Described, key: &str) -> bool {
@@ -375,7 +537,11 @@ pub fn settings_findings(d: &Described, flows: Option<&Flows>, path: &Path) -> V
     if admin == "absent" || admin == "null" || admin == "boolean" {
         add("nodered.admin-auth-missing", Severity::Critical, "no adminAuth: anyone who reaches the editor can deploy flows, and flows run any command. Set adminAuth with a bcrypt password (`node-red admin hash-pw`)".into());
     }
-    if let Some(permissions) = text(d, "adminAuth.default.permissions") {
+    if text(d, "adminAuth.default") == Some("function") {
+        add("nodered.anonymous-access", Severity::Medium, "adminAuth.default is a function: what it lets visitors who have not logged in do is decided while Node-RED runs, and redwarden cannot check it; remove `default` unless it resolves to null".into());
+    } else if let Some(permissions) =
+        text(d, "adminAuth.default.permissions").filter(|p| !p.is_empty())
+    {
         let severity = if permissions == "*" {
             Severity::Critical
         } else {
@@ -388,11 +554,18 @@ pub fn settings_findings(d: &Described, flows: Option<&Flows>, path: &Path) -> V
         .and_then(Value::as_u64)
         .unwrap_or(0)
         .min(10);
+    // A user without a password cannot log in with one (an OAuth strategy's users have none).
     let mut hashes: Vec<(String, String)> = (0..count)
         .map(|i| {
             (
                 format!("adminAuth user {}", i + 1),
                 format!("adminAuth.users.{i}.password"),
+            )
+        })
+        .filter(|(_, prefix)| {
+            !matches!(
+                text(d, &format!("{prefix}.hash")),
+                Some("absent" | "null") | None
             )
         })
         .collect();
@@ -602,8 +775,9 @@ pub fn plan(observed: &Observed) -> super::Plan {
         }
         None => None,
     };
+    let enforcement = &observed.enforcement;
     match &observed.evaluation {
-        Some(Evaluation::Described(d)) => plan.findings.extend(settings_findings(d, flows, &observed.settings)),
+        Some(Evaluation::Described(d)) => plan.findings.extend(settings_findings(&effective(d, enforcement), flows, &observed.settings)),
         Some(Evaluation::Failed(why)) => plan.findings.push(Finding::new("nodered.settings-unevaluable", Severity::High, format!("settings.js could not be evaluated, so its security settings are unknown (and Node-RED may not start): {why}"), false).at(&observed.settings)),
         None => {}
     }
@@ -612,7 +786,188 @@ pub fn plan(observed: &Observed) -> super::Plan {
             .extend(flows_findings(flows, &observed.flows_path));
     }
     plan.findings.extend(version_findings(observed));
+    enforce(observed, &mut plan);
     plan
+}
+
+/// Logins and the overrides file.
+fn enforce(observed: &Observed, plan: &mut super::Plan) {
+    let enforcement = &observed.enforcement;
+    // No adminAuth anywhere (settings.js, when it could be read, the config, our logins):
+    // secure by default means a login, unless the config says otherwise in writing.
+    let settings_without_login = match &observed.evaluation {
+        Some(Evaluation::Described(d)) => {
+            matches!(text(d, "adminAuth"), Some("absent" | "null" | "boolean"))
+        }
+        Some(Evaluation::Failed(_)) => false,
+        // Without a settings file Node-RED writes its template, which has no login.
+        None => !observed.settings_exists,
+    };
+    if settings_without_login
+        && enforcement.live
+        && enforced_admin(enforcement).is_none()
+        && !enforcement.allow_no_login
+    {
+        plan.findings
+            .retain(|f| f.id != "nodered.admin-auth-missing");
+        plan.findings.push(Finding::new("nodered.admin-auth-missing", Severity::Critical, format!("no editor login anywhere: apply creates the login `{GENERATED_USER}` with a random password and enforces it (or set nodered.allow_no_login = true)"), true));
+        plan.actions
+            .push(super::Action::NodeRed(NodeRedChange::CreateLogin {
+                username: GENERATED_USER.into(),
+            }));
+        return;
+    }
+    if enforcement.generated_password {
+        plan.findings.push(Finding::new("nodered.generated-login", Severity::Info, format!("the editor login `{GENERATED_USER}` was created with a random password, kept in {} (root only); set your own with `redwarden passwd {GENERATED_USER}`", paths::GENERATED_PASSWORD), false).at(paths::GENERATED_PASSWORD));
+    }
+    let desired = overrides(enforcement);
+    if enforcement.overrides.as_deref() == Some(&desired[..]) {
+        return;
+    }
+    let Some(gid) = enforcement.gid else {
+        // The service group comes with the user step; the next pass writes the file.
+        return;
+    };
+    plan.findings.push(
+        Finding::new(
+            "nodered.overrides-drifted",
+            Severity::Medium,
+            format!(
+                "{} does not hold the enforced settings",
+                paths::NODERED_OVERRIDES
+            ),
+            true,
+        )
+        .at(paths::NODERED_OVERRIDES),
+    );
+    plan.actions
+        .push(super::Action::NodeRed(NodeRedChange::WriteOverrides {
+            contents: desired,
+            gid,
+        }));
+    if enforcement.restartable {
+        plan.actions
+            .push(super::Action::Unit(super::unit::UnitChange::Restart {
+                unit: super::unit::UNIT_NAME,
+            }));
+    }
+}
+
+/// The user name of a login apply creates.
+pub const GENERATED_USER: &str = "admin";
+
+/// bcrypt's cost for the logins redwarden makes: the audit's threshold, and what a Pi Zero's
+/// Node-RED can check at a login without stalling.
+const BCRYPT_COST: u32 = 10;
+
+/// A change to Node-RED's enforced settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeRedChange {
+    /// Creates a login with a random password: the hash goes to the logins file, the password
+    /// to a root-only file, and both to the overrides file on the next pass.
+    CreateLogin {
+        username: String,
+    },
+    WriteOverrides {
+        contents: Vec<u8>,
+        gid: u32,
+    },
+}
+
+impl std::fmt::Display for NodeRedChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CreateLogin { username } => write!(
+                f,
+                "create the editor login {username} (password in {})",
+                paths::GENERATED_PASSWORD
+            ),
+            Self::WriteOverrides { .. } => write!(
+                f,
+                "write {} (settings enforced on Node-RED)",
+                paths::NODERED_OVERRIDES
+            ),
+        }
+    }
+}
+
+pub fn apply(root: &Root, change: &NodeRedChange) -> Result<(), crate::Error> {
+    match change {
+        NodeRedChange::CreateLogin { username } => {
+            let password = random_password();
+            set_login(root, username, &password)?;
+            let file = root.resolve_parent(Path::new(paths::GENERATED_PASSWORD))?;
+            fs::write_file(
+                &file,
+                format!("user: {username}\npassword: {password}\n").as_bytes(),
+                0o600,
+                0,
+                0,
+            )?;
+            tracing::warn!(
+                "created the editor login {username}; its password is in {} (root only)",
+                paths::GENERATED_PASSWORD
+            );
+        }
+        NodeRedChange::WriteOverrides { contents, gid } => {
+            let file = root.resolve_parent(Path::new(paths::NODERED_OVERRIDES))?;
+            if let Some(parent) = file.parent().filter(|p| !p.exists()) {
+                fs::create_dir(parent, 0o755, 0, 0)?;
+            }
+            fs::write_file(&file, contents, 0o640, 0, *gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets (or adds) a login's password in the logins file; the next apply enforces it.
+pub fn set_login(root: &Root, username: &str, password: &str) -> Result<(), crate::Error> {
+    let hash = bcrypt::hash(password, BCRYPT_COST)
+        .map_err(|e| crate::Error::Adopt(format!("bcrypt: {e}")))?;
+    let file = root.resolve_parent(Path::new(paths::LOGINS))?;
+    let mut logins: Vec<Login> = match fs::read_nofollow(&file)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| crate::Error::Adopt(format!("{}: {e}", paths::LOGINS)))?,
+        None => Vec::new(),
+    };
+    logins.retain(|l| l.username != username);
+    logins.push(Login {
+        username: username.into(),
+        hash,
+    });
+    if let Some(parent) = file.parent().filter(|p| !p.exists()) {
+        fs::create_dir(parent, 0o755, 0, 0)?;
+    }
+    let mut text = serde_json::to_vec_pretty(&logins).unwrap_or_default();
+    text.push(b'\n');
+    fs::write_file(&file, &text, 0o600, 0, 0)?;
+    Ok(())
+}
+
+/// Forgets the generated password once a person has set their own.
+pub fn forget_generated_password(root: &Root) -> Result<(), crate::Error> {
+    let file = root.resolve_parent(Path::new(paths::GENERATED_PASSWORD))?;
+    match std::fs::remove_file(&file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(fs::std_io("remove", &file)(e).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// 20 letters and digits: about 119 bits.
+fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut out = String::new();
+    while out.len() < 20 {
+        let mut byte = [0u8; 1];
+        let _ = rustix::rand::getrandom(&mut byte, rustix::rand::GetRandomFlags::empty());
+        // Rejection sampling keeps every character equally likely.
+        if usize::from(byte[0]) < 256 - 256 % ALPHABET.len() {
+            out.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -627,6 +982,82 @@ mod tests {
             flooded: false,
             stderr_tail: String::new(),
         }
+    }
+
+    fn enforcement() -> Enforcement {
+        Enforcement {
+            enforce: crate::config::Config::default().nodered.enforce,
+            allow_no_login: false,
+            logins: Vec::new(),
+            generated_password: false,
+            overrides: None,
+            gid: Some(995),
+            restartable: false,
+            live: true,
+        }
+    }
+
+    fn described(pairs: &[(&str, Value)]) -> Described {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn enforced_settings_and_logins_are_what_node_red_sees() {
+        let mut enforcement = enforcement();
+        enforcement.logins.push(Login {
+            username: "admin".into(),
+            hash: bcrypt::hash("x", 4).unwrap(),
+        });
+        let file: Value = serde_json::from_slice(&overrides(&enforcement)).unwrap();
+        assert_eq!(file["diagnostics.enabled"], false);
+        assert_eq!(file["adminAuth"]["users"][0]["username"], "admin");
+        assert_eq!(file["adminAuth"]["users"][0]["permissions"], "*");
+        let settings = described(&[
+            ("adminAuth", "absent".into()),
+            ("adminAuth.default", "object".into()),
+            ("adminAuth.default.permissions", "*".into()),
+            ("diagnostics.enabled", Value::Null),
+        ]);
+        let seen = effective(&settings, &enforcement);
+        assert_eq!(seen["adminAuth"], "object");
+        assert_eq!(seen["diagnostics.enabled"], false);
+        assert_eq!(seen["adminAuth.users.0.password.hash"], "bcrypt");
+        assert!(
+            !seen.contains_key("adminAuth.default"),
+            "the enforced adminAuth replaces settings.js's"
+        );
+        let ids: Vec<_> = settings_findings(&seen, None, Path::new("/s"))
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        assert!(
+            !ids.contains(&"nodered.admin-auth-missing") && !ids.contains(&"nodered.diagnostics"),
+            "{ids:?}"
+        );
+        assert!(
+            ids.contains(&"nodered.weak-hash"),
+            "cost 4 is weak: {ids:?}"
+        );
+    }
+
+    #[test]
+    fn hashes_are_classified_like_the_harness_does() {
+        assert_eq!(
+            classify_hash("$2a$08$zZWtXTja0fB1pzD4sHCMyOCMYz2Z6dNbM6tl8sJogENOMcxWV9DN."),
+            ("bcrypt", Some(8))
+        );
+        assert_eq!(
+            classify_hash("5f4dcc3b5aa765d61d8327deb882cf99"),
+            ("md5", None)
+        );
+        assert_eq!(classify_hash("hunter2"), ("plain", None));
+        let password = random_password();
+        assert_eq!(password.len(), 20);
+        assert!(password.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(password, random_password());
     }
 
     #[test]
@@ -679,6 +1110,7 @@ mod tests {
     fn end_of_life_and_advisories_come_from_the_built_in_tables() {
         let observed = Observed {
             settings: "/s".into(),
+            settings_exists: true,
             evaluation: None,
             flows: None,
             flows_path: "/f".into(),
@@ -686,6 +1118,7 @@ mod tests {
             nodered_version: Some((4, 1, 10)),
             today: "2026-11-27".into(),
             uninspected: Vec::new(),
+            enforcement: enforcement(),
         };
         let ids: Vec<_> = version_findings(&observed)
             .iter()

@@ -14,6 +14,14 @@ pub use root::Root;
 /// Real system paths, in one place. They are always joined onto a [`Root`].
 pub mod paths {
     pub const CONFIG: &str = "/etc/redwarden/redwarden.toml";
+    /// The settings redwarden forces on Node-RED (`-D @file`): root-owned, readable by the
+    /// service group.
+    pub const NODERED_OVERRIDES: &str = "/etc/redwarden/nodered.json";
+    /// Editor logins that redwarden created or `redwarden passwd` set: user names and bcrypt
+    /// hashes, root only.
+    pub const LOGINS: &str = "/var/lib/redwarden/logins.json";
+    /// The password of a login apply created, until someone changes it: root only.
+    pub const GENERATED_PASSWORD: &str = "/var/lib/redwarden/admin-password";
     pub const PASSWD: &str = "/etc/passwd";
     pub const GROUP: &str = "/etc/group";
     pub const SHADOW: &str = "/etc/shadow";

@@ -32,12 +32,19 @@ pub struct Launch {
     pub user_dir: PathBuf,
     pub settings: PathBuf,
     pub port: u16,
+    /// The settings redwarden enforces, passed with `-D @file` when the file exists.
+    pub overrides: PathBuf,
 }
 
 impl Launch {
     /// `--settings` only names a file that exists: without one, Node-RED writes its default
     /// settings.js into the userDir on the first start.
-    pub fn args(&self, safe_mode: bool, settings_exist: bool) -> Vec<OsString> {
+    pub fn args(
+        &self,
+        safe_mode: bool,
+        settings_exist: bool,
+        overrides_exist: bool,
+    ) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         if self.jitless {
             args.push("--jitless".into());
@@ -48,6 +55,12 @@ impl Launch {
             options.push(("--settings", self.settings.clone().into_os_string()));
         }
         options.push(("--port", self.port.to_string().into()));
+        if overrides_exist {
+            // After settings.js has loaded, so the enforced values win.
+            let mut define = OsString::from("@");
+            define.push(&self.overrides);
+            options.push(("-D", define));
+        }
         for (flag, value) in options {
             args.push(flag.into());
             args.push(value);
@@ -74,7 +87,7 @@ impl Launch {
     pub fn spawn(&self, safe_mode: bool) -> std::io::Result<Child> {
         let mut command = Command::new(&self.node);
         command
-            .args(self.args(safe_mode, self.settings.exists()))
+            .args(self.args(safe_mode, self.settings.exists(), self.overrides.exists()))
             .env_clear()
             .envs(self.environment(std::env::vars_os()))
             .current_dir(&self.user_dir)
@@ -211,26 +224,27 @@ mod tests {
             user_dir: "/var/lib/node-red".into(),
             settings: "/var/lib/node-red/settings.js".into(),
             port: 1880,
+            overrides: "/etc/redwarden/nodered.json".into(),
         }
     }
 
     #[test]
     fn arguments_carry_user_dir_settings_port_and_safe_mode() {
         let args: Vec<String> = launch()
-            .args(true, true)
+            .args(true, true, true)
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect();
         assert_eq!(
             args.join(" "),
-            "/usr/lib/node_modules/node-red/red.js --userDir /var/lib/node-red --settings /var/lib/node-red/settings.js --port 1880 --safe"
+            "/usr/lib/node_modules/node-red/red.js --userDir /var/lib/node-red --settings /var/lib/node-red/settings.js --port 1880 -D @/etc/redwarden/nodered.json --safe"
         );
         let jitless = Launch {
             jitless: true,
             ..launch()
         };
-        assert_eq!(jitless.args(false, true)[0], "--jitless");
-        let first_start = launch().args(false, false);
+        assert_eq!(jitless.args(false, true, false)[0], "--jitless");
+        let first_start = launch().args(false, false, false);
         assert!(
             !first_start.iter().any(|a| a == "--settings"),
             "{first_start:?}"

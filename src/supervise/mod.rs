@@ -167,6 +167,7 @@ fn resolve(root: &Root, config: &Config) -> Result<Launch, SuperviseError> {
         user_dir: user_dir.to_path_buf(),
         settings: config.nodered.settings_path(),
         port: config.nodered.port.get(),
+        overrides: PathBuf::from(crate::host::paths::NODERED_OVERRIDES),
     })
 }
 
