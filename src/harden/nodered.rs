@@ -116,17 +116,32 @@ fn evaluate(node: &Path, settings: &Path, user: Option<(u32, u32)>) -> Result<Ev
     let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
     let nonce: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let nonce = format!("redwarden-{nonce}:");
-    let outcome = node::run(
-        node,
-        &harness,
-        &[settings],
-        dir.path(),
-        user,
-        &format!("{nonce}\n"),
-        LIMITS,
-    )
-    .map_err(|e| format!("running {}: {e}", node.display()))?;
-    Ok(parse_description(&outcome, &nonce))
+    let run = |file: &Path| {
+        node::run(
+            node,
+            &harness,
+            &[file],
+            dir.path(),
+            user,
+            &format!("{nonce}\n"),
+            LIMITS,
+        )
+        .map(|outcome| parse_description(&outcome, &nonce))
+        .map_err(|e| format!("running {}: {e}", node.display()))
+    };
+    match run(settings)? {
+        // Another installation's settings.js (pi's, under a home folder the service user cannot
+        // enter): a copy of it is evaluated instead, so relative requires may fail.
+        Evaluation::Failed(why) if why.contains("EACCES") || why.contains("permission denied") => {
+            let copy = dir.path().join("settings.js");
+            let text = fs::read_nofollow(settings)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            std::fs::write(&copy, text).map_err(|e| format!("{}: {e}", copy.display()))?;
+            run(&copy)
+        }
+        evaluation => Ok(evaluation),
+    }
 }
 
 /// What the flows file holds that matters.
@@ -288,8 +303,9 @@ pub struct Enforcement {
     pub gid: Option<u32>,
     /// Node-RED runs under systemd here, so a changed overrides file needs a restart.
     pub restartable: bool,
-    /// The running system, not an image: logins are made per device, at its first boot, never
-    /// baked into an image that many devices share.
+    /// The running system, not an image (logins are made per device, at its first boot, never
+    /// baked into an image that many devices share), and Node-RED runs, or will run, under
+    /// `redwarden run`, which passes the overrides.
     pub live: bool,
 }
 
@@ -301,11 +317,24 @@ pub struct Login {
 }
 
 pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
-    let settings = config.nodered.settings_path();
-    let user_dir = config.nodered.user_dir.as_path();
+    let accounts = crate::host::accounts::AccountDb::load(root)?;
+    // Until an installation that another unit runs (the official installer's) is adopted, its
+    // settings and flows are the ones in use.
+    let configured = super::install::Installation::configured(config);
+    let legacy = super::install::find_unit(root)?
+        .filter(|unit| unit.enabled)
+        .and_then(|unit| super::install::Installation::from_unit(&unit, &accounts, &configured));
+    let in_use = match legacy {
+        Some(legacy) if fs::lstat(&root.resolve(&configured.settings)?)?.is_none() => legacy,
+        _ => configured.clone(),
+    };
+    // The overrides reach Node-RED only through `redwarden run`: the configured installation,
+    // or one that apply adopts into it.
+    let enforceable = in_use == configured || config.nodered.adopt;
+    let settings = in_use.settings.clone();
+    let user_dir = in_use.user_dir.as_path();
     let binaries = super::install::find_binaries(root, config, &[user_dir]);
     let mut uninspected = Vec::new();
-    let accounts = crate::host::accounts::AccountDb::load(root)?;
     // settings.js runs as the service user, as Node-RED would run it; never as root.
     let user = if rustix::process::geteuid().is_root() {
         Some(
@@ -400,7 +429,7 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
             .by_name(config.service.group().as_str())
             .map(|g| g.gid),
         restartable: root.is_live() && crate::host::systemd::is_booted(root),
-        live: root.is_live(),
+        live: root.is_live() && enforceable,
     };
     Ok(Observed {
         settings,
