@@ -419,7 +419,9 @@ impl std::fmt::Display for UnitChange {
             Self::Enable { unit, target } => write!(f, "enable {unit} for {target}"),
             Self::DaemonReload => f.write_str("reload systemd's unit files"),
             Self::Start { unit } => write!(f, "start {unit}"),
-            Self::Restart { unit } => write!(f, "restart {unit} if it runs, for its new unit file"),
+            Self::Restart { unit } => {
+                write!(f, "restart {unit} if it runs, so the change takes effect")
+            }
         }
     }
 }

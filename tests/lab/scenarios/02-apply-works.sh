@@ -31,7 +31,14 @@ log "check after apply: rc $rc, remaining: $(finding_ids | tr '\n' ' ')"
 
 # Adopted: redwarden.service runs Node-RED as nodered from /var/lib/node-red; the installer's
 # unit is off, and the original folder is still there, tightened.
-assert_eq "active" "$(in_ct systemctl is-active redwarden.service)" "redwarden.service"
+# apply restarts redwarden.service (--no-block) once it has written the enforced settings.
+state=""
+for _ in $(seq 120); do
+    state=$(in_ct systemctl is-active redwarden.service || true)
+    [[ "$state" == active ]] && break
+    sleep 0.5
+done
+assert_eq "active" "$state" "redwarden.service"
 assert_eq "inactive" "$(in_ct systemctl is-active nodered.service || true)" "nodered.service"
 wait_nodered 120
 pid=$(nr_pid)

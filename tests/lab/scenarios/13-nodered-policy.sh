@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# The Node-RED policy after apply (02): the editor asks for a login, the generated password in
+# the root-only file works, and the enforced settings are in effect whatever settings.js says.
+need_redwarden
+depends_on 02-apply-works
+
+pwfile=/var/lib/redwarden/admin-password
+assert_eq "600 root root" "$(stat_ct "$pwfile")" "the generated password's file"
+assert_eq "640 root nodered" "$(stat_ct /etc/redwarden/nodered.json)" "the enforced settings' file"
+password=$(awk '/^password:/ { print $2 }' "$LAB_ROOT$pwfile")
+[[ ${#password} -eq 20 ]] || fail "no 20-character password in $pwfile"
+
+# The editor asks for a login now, and the generated one works.
+login=$(http GET /auth/login)
+[[ "$login" == *'"type":"credentials"'* ]] || fail "GET /auth/login: want a credentials login, got: $login"
+http GET /flows >/dev/null || true
+assert_eq "401" "$(http_code)" "GET /flows without a token"
+http POST /auth/token "client_id=node-red-admin&grant_type=password&scope=*&username=admin&password=wrong" >/dev/null || true
+assert_eq "403" "$(http_code)" "a wrong password"
+token_json=$(http POST /auth/token "client_id=node-red-admin&grant_type=password&scope=*&username=admin&password=$password") ||
+    fail "the generated password is refused (HTTP $(http_code))"
+token=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["access_token"])' "$token_json")
+
+# Enforced: diagnostics off (403 diagnostics.disabled even with a token), audit logging on.
+# shellcheck disable=SC2034 # read by http() in lib.sh
+HTTP_ARGS=(-H "Authorization: Bearer $token")
+body=$(http GET /diagnostics || true)
+assert_eq "403" "$(http_code)" "GET /diagnostics with a token (diagnostics enforced off): $body"
+in_ct journalctl -u redwarden.service --no-pager -o cat | grep -q '\[audit\].*auth.login' ||
+    fail "no [audit] auth.login line in the journal: audit logging is not in effect"
+unset HTTP_ARGS
+
+# check says where the password is, and judges settings as Node-RED sees them.
+redwarden_json check >/dev/null || true
+ids=$(finding_ids)
+grep -qx nodered.generated-login <<<"$ids" || fail "check does not mention the generated login: $ids"
+for gone in nodered.admin-auth-missing nodered.diagnostics nodered.audit-log-off; do
+    grep -qx "$gone" <<<"$ids" && fail "$gone is reported though the setting is enforced"
+done
+
+# redwarden passwd: a new password from stdin replaces the generated one.
+printf 'a new long password\n' | in_ct redwarden passwd admin >/dev/null
+[[ -e "$LAB_ROOT$pwfile" ]] && fail "the generated password's file is still there after passwd"
+wait_nodered 120
+for _ in $(seq 30); do
+    http POST /auth/token "client_id=node-red-admin&grant_type=password&scope=*&username=admin&password=a%20new%20long%20password" >/dev/null && break
+    sleep 1
+done
+assert_eq "200" "$(http_code)" "the password set with redwarden passwd"
