@@ -118,9 +118,10 @@ pub fn run(
             }
         }
         if let Some(status) = child.try_wait()? {
-            // Drain what is left in the pipes.
-            let _ = stdout.read_to_end(&mut out);
-            out.truncate(limits.stdout_bytes);
+            // Drain what is left in the pipe, up to the cap: a detached grandchild may still hold
+            // it open and keep writing.
+            let room = limits.stdout_bytes.saturating_sub(out.len()) as u64;
+            let _ = (&mut stdout).take(room).read_to_end(&mut out);
             break Some(status);
         }
         if flooded || Instant::now() >= deadline {

@@ -1,0 +1,22 @@
+// expect: nodered.settings-unevaluable
+// Hostile: an endless loop before module.exports; the 10 s wall-clock limit must end it.
+
+while (true) {}
+
+module.exports = {
+    credentialSecret: process.env.NODE_RED_CREDENTIAL_SECRET,
+    adminAuth: {
+        type: "credentials",
+        users: [{
+            username: "admin",
+            password: "$2b$12$DjXq7BOBKE.Zkd8j34HV4.VelpBMF6mWgDpoaIFOeRJfojlh3LIZ.",
+            permissions: "*"
+        }]
+    },
+    uiHost: "127.0.0.1",
+    diagnostics: { enabled: false },
+    logging: { console: { audit: true } },
+    externalModules: { palette: { allowInstall: false, allowUpload: false } },
+    functionExternalModules: false,
+    tlsConfigDisableLocalFiles: true,
+}

@@ -1,0 +1,4 @@
+// expect: nodered.settings-unevaluable
+// Hostile: module.exports = null.
+
+module.exports = null;
