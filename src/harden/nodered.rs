@@ -299,6 +299,8 @@ pub struct Enforcement {
     pub generated_password: bool,
     /// The overrides file as it is; None when absent.
     pub overrides: Option<Vec<u8>>,
+    /// Whether this user could read the logins and the overrides (they are root's).
+    pub readable: bool,
     /// The service group, which may read the overrides.
     pub gid: Option<u32>,
     /// Node-RED runs under systemd here, so a changed overrides file needs a restart.
@@ -316,6 +318,11 @@ pub struct Login {
     pub hash: String,
 }
 
+/// Whether a path exists, a path this user may not look at included.
+fn exists(path: &Path) -> bool {
+    !matches!(fs::lstat(path), Ok(None))
+}
+
 pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
     let accounts = crate::host::accounts::AccountDb::load(root)?;
     // Until an installation that another unit runs (the official installer's) is adopted, its
@@ -325,7 +332,7 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         .filter(|unit| unit.enabled)
         .and_then(|unit| super::install::Installation::from_unit(&unit, &accounts, &configured));
     let in_use = match legacy {
-        Some(legacy) if fs::lstat(&root.resolve(&configured.settings)?)?.is_none() => legacy,
+        Some(legacy) if !exists(&root.resolve(&configured.settings)?) => legacy,
         _ => configured.clone(),
     };
     // The overrides reach Node-RED only through `redwarden run`: the configured installation,
@@ -346,14 +353,22 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         None
     };
     let host_settings = root.resolve(&settings)?;
-    let settings_exists = fs::lstat(&host_settings)?.is_some();
+    // A settings file this user may not look at counts as there, and as not inspected.
+    let (settings_exists, readable) = match fs::lstat(&host_settings) {
+        Ok(found) => (found.is_some(), true),
+        Err(e) if e.is_permission_denied() => {
+            uninspected.push(Uninspected::new("settings.js", e.to_string()).at(&settings));
+            (true, false)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let evaluation = match (
         root.is_live(),
         binaries.node.as_deref(),
-        fs::lstat(&host_settings)?,
+        settings_exists && readable,
     ) {
-        (_, _, None) => None,
-        (false, _, Some(_)) => {
+        (_, _, false) => None,
+        (false, _, true) => {
             uninspected.push(
                 Uninspected::new(
                     "settings.js",
@@ -363,12 +378,12 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
             );
             None
         }
-        (true, None, Some(_)) => {
+        (true, None, true) => {
             uninspected
                 .push(Uninspected::new("settings.js", "no node to evaluate it with").at(&settings));
             None
         }
-        (true, Some(node), Some(_)) => match evaluate(node, &host_settings, user) {
+        (true, Some(node), true) => match evaluate(node, &host_settings, user) {
             Ok(evaluation) => Some(evaluation),
             Err(why) => {
                 uninspected.push(Uninspected::new("settings.js", why).at(&settings));
@@ -404,8 +419,16 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         (true, Some(node)) => crate::host::node::version(node).and_then(|v| version_triple(&v)),
         _ => None,
     };
-    let read = |path: &str| -> Result<Option<Vec<u8>>, crate::Error> {
-        Ok(fs::read_nofollow(&root.resolve(Path::new(path))?)?)
+    // The logins and the overrides are root's: an unprivileged check cannot judge them.
+    let mut readable = true;
+    let mut read = |path: &str| -> Result<Option<Vec<u8>>, crate::Error> {
+        match fs::read_nofollow(&root.resolve(Path::new(path))?) {
+            Err(e) if e.is_permission_denied() => {
+                readable = false;
+                Ok(None)
+            }
+            other => Ok(other?),
+        }
     };
     let logins = match read(paths::LOGINS)? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -418,12 +441,23 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         })?,
         None => Vec::new(),
     };
+    let overrides = read(paths::NODERED_OVERRIDES)?;
+    if !readable {
+        uninspected.push(
+            Uninspected::new(
+                "the enforced settings and editor logins",
+                "they are readable by root only",
+            )
+            .at(paths::LOGINS),
+        );
+    }
     let enforcement = Enforcement {
         enforce: config.nodered.enforce.clone(),
         allow_no_login: config.nodered.allow_no_login,
         logins,
-        generated_password: read(paths::GENERATED_PASSWORD)?.is_some(),
-        overrides: read(paths::NODERED_OVERRIDES)?,
+        generated_password: exists(&root.resolve(Path::new(paths::GENERATED_PASSWORD))?),
+        overrides,
+        readable,
         gid: accounts
             .group
             .by_name(config.service.group().as_str())
@@ -822,6 +856,12 @@ pub fn plan(observed: &Observed) -> super::Plan {
 /// Logins and the overrides file.
 fn enforce(observed: &Observed, plan: &mut super::Plan) {
     let enforcement = &observed.enforcement;
+    if !enforcement.readable {
+        // A login may well be enforced from the root-only files: not a finding we can make.
+        plan.findings
+            .retain(|f| f.id != "nodered.admin-auth-missing");
+        return;
+    }
     // No adminAuth anywhere (settings.js, when it could be read, the config, our logins):
     // secure by default means a login, unless the config says otherwise in writing.
     let settings_without_login = match &observed.evaluation {
@@ -1021,6 +1061,7 @@ mod tests {
             generated_password: false,
             overrides: None,
             gid: Some(995),
+            readable: true,
             restartable: false,
             live: true,
         }
