@@ -18,11 +18,14 @@ started=$(date +%s)
 # (in network namespaces it creates).
 apt_packages=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck
-  nodejs npm util-linux iproute2 nftables)
+  util-linux iproute2 nftables)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# By command, not package: NodeSource's nodejs ships npm itself and conflicts with Debian's.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_root && command -v apt-get >/dev/null; then
     say "installing ${missing[*]}"
