@@ -113,17 +113,24 @@ impl Lab {
 
     /// redwarden inside the server namespace.
     fn redwarden(&self, config: &Path, args: &[&str]) -> Output {
+        self.redwarden_with(&[], config, args)
+    }
+
+    /// redwarden inside the server namespace, with `env` (`KEY=value`) set for it.
+    fn redwarden_with(&self, env: &[&str], config: &Path, args: &[&str]) -> Output {
         Command::new("ip")
             .args([
                 "netns",
                 "exec",
                 &self.server,
-                env!("CARGO_BIN_EXE_redwarden"),
-                "--config",
+                "/usr/bin/env",
+                "-u",
+                "SSH_CONNECTION",
             ])
+            .args(env)
+            .args([env!("CARGO_BIN_EXE_redwarden"), "--config"])
             .arg(config)
             .args(args)
-            .env_remove("SSH_CONNECTION")
             .output()
             .unwrap()
     }
@@ -369,24 +376,13 @@ fn the_lockout_guard_refuses_to_cut_the_session_and_changes_nothing() {
     }
     let lab = Lab::new();
     let config = lab.config("");
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server,
-            env!("CARGO_BIN_EXE_redwarden"),
-            "--json",
-            "--config",
-        ])
-        .arg(&config)
-        .args(["apply", "--only", "firewall"])
-        // A session from outside the sources to the filtered port, as a tunnel would arrive.
-        .env(
-            "SSH_CONNECTION",
-            format!("{PEER_PUBLIC} 50000 {SERVER_PUBLIC} 1880"),
-        )
-        .output()
-        .unwrap();
+    // A session from outside the sources to the filtered port, as a tunnel would arrive.
+    let session = format!("SSH_CONNECTION={PEER_PUBLIC} 50000 {SERVER_PUBLIC} 1880");
+    let out = lab.redwarden_with(
+        &[&session],
+        &config,
+        &["--json", "apply", "--only", "firewall"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -410,20 +406,11 @@ fn without_nft_apply_fails_clearly_and_changes_nothing() {
     }
     let lab = Lab::new();
     let config = lab.config("");
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server,
-            "/usr/bin/env",
-            "PATH=/nonexistent",
-            env!("CARGO_BIN_EXE_redwarden"),
-            "--config",
-        ])
-        .arg(&config)
-        .args(["apply", "--only", "firewall"])
-        .output()
-        .unwrap();
+    let out = lab.redwarden_with(
+        &["PATH=/nonexistent"],
+        &config,
+        &["apply", "--only", "firewall"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nft is not installed"), "{stderr}");

@@ -574,21 +574,7 @@ fn passwd_stores_only_a_hash_and_enforces_the_login_through_the_overrides() {
     let root = dir.path();
     installer_state(root);
     apply_twice_then_check(root);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redwarden"))
-        .args(["--root", root.to_str().unwrap(), "passwd", "alice"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse battery\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_on_with_stdin(root, &["passwd", "alice"], "correct horse battery\n");
     assert!(
         out.status.success(),
         "{}",
