@@ -50,6 +50,11 @@ fn run(mut command: Command, op: &'static str, input: Option<&str>) -> Result<St
     let out = child
         .wait_with_output()
         .map_err(|source| NftError::Io { op, source })?;
+    // 127 with nothing said is a program that could not be executed, as glibc's posix_spawn
+    // reports it where the exec error cannot travel back (qemu-user).
+    if out.status.code() == Some(127) && out.stderr.is_empty() {
+        return Err(NftError::Missing);
+    }
     if !out.status.success() {
         return Err(NftError::Failed {
             op,
