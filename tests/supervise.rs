@@ -510,6 +510,24 @@ fn signals_from_the_service_user_are_ignored_and_root_or_systemd_are_obeyed() {
         // root (an admin, or systemd's ExecReload=+) reloads and stops it.
         run.signal(run.supervisor_pid(), rustix::process::Signal::HUP);
         run.wait_said("RELOADING=1", Duration::from_secs(5));
+        // systemd orders reloads by MONOTONIC_USEC: it must be this machine's monotonic clock
+        // (a 32-bit time_t once made it overflow on armv7).
+        let sent: i128 = run
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|(_, m)| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MONOTONIC_USEC=")?.parse().ok())
+            })
+            .expect("RELOADING=1 comes with MONOTONIC_USEC");
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let now = i128::from(now.tv_sec) * 1_000_000 + i128::from(now.tv_nsec) / 1_000;
+        assert!(
+            (0..30_000_000).contains(&(now - sent)),
+            "MONOTONIC_USEC {sent}, now {now}"
+        );
         assert_eq!(run.stop(), 0);
     } else {
         let _ = run.child.kill();

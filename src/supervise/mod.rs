@@ -579,7 +579,7 @@ impl Supervisor {
     fn reload(&mut self) -> Option<Watched> {
         notify(&[
             NotifyState::Reloading,
-            NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading")),
+            NotifyState::MonotonicUsec(monotonic_usec()),
         ]);
         let root = Root::live();
         let outcome = Config::load(&self.source, &root)
@@ -742,6 +742,14 @@ fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::warn!("sd_notify: {e}");
     }
+}
+
+/// CLOCK_MONOTONIC in microseconds, which RELOADING=1 carries. (sd-notify's own helper
+/// multiplies a 32-bit time_t on armv7 and overflows: a panic in debug builds, a wrong time in
+/// release ones.)
+fn monotonic_usec() -> i128 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    i128::from(now.tv_sec) * 1_000_000 + i128::from(now.tv_nsec) / 1_000
 }
 
 /// Uniform in [0, 1), for the backoff's jitter.
