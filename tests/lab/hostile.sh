@@ -33,6 +33,12 @@ HOSTILE_ATTEMPTS=(
     "open a raw socket|python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)'"
     "create a user namespace|unshare -U true"
     "mount|unshare -Urm mount -t tmpfs none /mnt"
+    # The supervisor is Node-RED's parent (the exec's shell has Node-RED as $PPID); under the
+    # stock unit that parent is pid 1. SIGTERM worked only if the supervisor is gone after (had
+    # it obeyed, Node-RED would stop with it and the suite fail for want of an answer). Reading
+    # it means its environ, opening its memory, or PTRACE_ATTACH (16; detached again at once).
+    "stop the supervisor with SIGTERM|s=\$(sed 's/.*) //' /proc/\$PPID/stat | cut -d' ' -f2); [ -n \"\$s\" ] && kill -TERM \"\$s\" || exit 1; sleep 2; ! kill -0 \"\$s\" 2>/dev/null"
+    "ptrace or read the supervisor|s=\$(sed 's/.*) //' /proc/\$PPID/stat | cut -d' ' -f2); [ -n \"\$s\" ] || exit 1; cat /proc/\$s/environ >/dev/null 2>&1 && exit 0; true 2>/dev/null </proc/\$s/mem && exit 0; python3 -c 'import ctypes, os, sys; s = int(sys.argv[1]); libc = ctypes.CDLL(None, use_errno=True); libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]; r = libc.ptrace(16, s, None, None); r == 0 and (os.waitpid(s, 0x40000000), libc.ptrace(17, s, None, None)); sys.exit(r != 0)' \"\$s\""
     "fill the disk outside the userDir|for d in /var/tmp /var/log /var/cache /home/pi /opt /srv; do dd if=/dev/zero of=\$d/lab-fill bs=1M count=4 2>/dev/null && rm -f \$d/lab-fill && exit 0; done; exit 1"
 )
 

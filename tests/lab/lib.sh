@@ -217,6 +217,159 @@ need_redwarden() {
     [[ -x "$LAB_ROOT/usr/local/bin/redwarden" ]] || fail "redwarden binary not installed in the lab (see run.sh output)"
 }
 
+# ---------------------------------------------------------------- scenario extras
+# note MSG: a line of this scenario's report (printed under its result line), and of its log.
+note() {
+    log "$*"
+    printf '%s\n' "$*" >>"${LAB_REASON_FILE%.reason}.report"
+}
+
+# on_exit CMD: run CMD (a function name, in a subshell) when the scenario ends, whatever the
+# outcome, before the runner's own EXIT trap. If CMD fails, a passing scenario fails.
+on_exit() {
+    local -a prev=()
+    eval "prev=($(trap -p EXIT))"
+    # shellcheck disable=SC2064,SC2154 # expanded now on purpose: CMD and the previous trap
+    trap "__rc=\$?; set +e
+        if ! ( $1 ); then
+            log '$1 failed'
+            if [[ \$__rc -eq 0 || \$__rc -eq 77 ]]; then echo '$1 failed (see the log)' >\"\$LAB_REASON_FILE\"; __rc=1; fi
+        fi
+        (exit \$__rc); ${prev[2]:-}
+        exit \$__rc" EXIT
+}
+
+# lab_slow SECONDS: a time budget scaled for the arch (qemu-user runs arm64 about 5x slower).
+lab_slow() { if [[ "${LAB_ARCH:-amd64}" == arm64 ]]; then echo $(($1 * 5)); else echo "$1"; fi; }
+
+# ct_procs all|nodered: one line per process in the container, judged from the host:
+# HOSTPID CTPID HOSTPPID STATE UID COMM ARGV... With `nodered`, only Node-RED processes (node
+# running red.js, or titled node-red), whatever their parent.
+ct_procs() {
+    lab_state_load
+    python3 - "$LAB_LEADER" "$1" <<'EOF'
+import os, sys
+leader, only = sys.argv[1], sys.argv[2]
+try:
+    ns = os.readlink("/proc/%s/ns/pid" % leader)
+except OSError:
+    sys.exit(0)
+for d in sorted((d for d in os.listdir("/proc") if d.isdigit()), key=int):
+    try:
+        if os.readlink("/proc/%s/ns/pid" % d) != ns: continue
+        argv = [a.decode(errors="replace") for a in open("/proc/%s/cmdline" % d, "rb").read().split(b"\0") if a]
+        comm = open("/proc/%s/comm" % d).read().strip()
+        stat = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()
+        status = {l.split(":")[0]: l.split()[1:] for l in open("/proc/%s/status" % d) if ":" in l}
+    except (OSError, IndexError):
+        continue
+    if only == "nodered":
+        a0 = os.path.basename(argv[0].split(" ")[0]) if argv else ""
+        if comm in ("bash", "sh", "env", "dash"): continue
+        if not (a0 == "node-red" or any(a.endswith("red.js") for a in argv)): continue
+    print(d, status["NSpid"][-1], stat[1], stat[0], status["Uid"][0], comm, " ".join(argv) or "[%s]" % comm)
+EOF
+}
+# host_pid CTPID: the host pid of a process of the container (empty if there is none).
+host_pid() { ct_procs all | awk -v p="$1" '$2 == p { print $1 }'; }
+
+# ---------------------------------------------------------------- the supervisor
+# For the scenarios on `redwarden run` (07 and later): redwarden.service's main process
+# supervises Node-RED as its child.
+
+# rw_main_pid: redwarden.service's MainPID, a pid of the container (0 when it has none).
+rw_main_pid() { in_ct systemctl show -P MainPID redwarden.service; }
+# rw_status_json: `redwarden status --json`, run as nobody, to $LAB_RUN/status.json; returns its exit code.
+rw_status_json() { in_ct runuser -u nobody -- redwarden status --json >"$LAB_RUN/status.json" 2>"$LAB_RUN/status.err"; }
+# json_get FILE KEY: one top-level value of a JSON file (empty for null or absent).
+json_get() {
+    python3 -c 'import json, sys; v = json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$1" "$2"
+}
+# rw_phase: the supervisor's phase as `redwarden status --json` says, or `none`.
+rw_phase() {
+    if rw_status_json; then json_get "$LAB_RUN/status.json" phase 2>/dev/null || echo none; else echo none; fi
+}
+# rw_journal EPOCH: redwarden.service's journal since EPOCH (the supervisor's lines, Node-RED's
+# and systemd's about the unit), each line stamped with its UNIX time.
+rw_journal() { in_ct journalctl -u redwarden.service --since "@${1%.*}" --no-pager -q -o short-unix; }
+# rw_journal_at EPOCH TEXT: seconds from EPOCH to the first journal line since then holding TEXT
+# (empty if none).
+rw_journal_at() { rw_journal "$1" | awk -v t0="$1" -v text="$2" '!done && index($0, text) { printf "%.1f\n", $1 - t0; done = 1 }'; }
+
+# wait_serving SECONDS [OLD_HOSTPID]: until redwarden.service is active, its supervisor says
+# serving and Node-RED answers GET / from the host, from another process than OLD_HOSTPID.
+# Prints the Node-RED host pid; returns 1 after SECONDS (WAITED says what was seen last).
+WAITED=
+wait_serving() {
+    local deadline=$((SECONDS + $1)) old=${2:-} pid code active phase
+    while :; do
+        pid=$(nr_pid)
+        active=$(in_ct systemctl is-active redwarden.service 2>/dev/null) || true
+        phase=$(rw_phase)
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$NR_URL/") || code=000
+        WAITED="unit $active, phase $phase, GET / $code, Node-RED pid ${pid:-none}${old:+ (old $old)}"
+        if [[ "$active" == active && "$phase" == serving && "$code" =~ ^[23] && -n "$pid" && "$pid" != "$old" ]]; then
+            printf '%s\n' "$pid"
+            return 0
+        fi
+        ((SECONDS < deadline)) || return 1
+        sleep 0.5
+    done
+}
+
+# rw_baseline: the state the supervisor scenarios start from and return to: Node-RED adopted
+# (the probation drop-in gone, so Restart=on-failure holds), served by `redwarden run`. Saves
+# the configuration and flows for rw_restore.
+rw_baseline() {
+    RW_T0=$(now)
+    if in_ct grep -qx 'phase=probation' /var/lib/redwarden/adoption 2>/dev/null; then
+        in_ct redwarden apply >/dev/null || true # confirms the adoption once it serves
+    fi
+    assert_eq "on-failure" "$(in_ct systemctl show -P Restart redwarden.service)" "redwarden.service Restart= (adoption confirmed)"
+    assert_eq "/usr/bin/redwarden run" "$(sed -n 's/^ExecStart=//p' "$LAB_ROOT/etc/systemd/system/redwarden.service")" "redwarden.service runs the supervisor"
+    wait_serving "$(lab_slow 60)" >/dev/null || fail "not serving under redwarden run before the scenario: $WAITED"
+    in_ct sh -c 'rm -rf /root/lab-rw-saved && mkdir -p /root/lab-rw-saved/node-red &&
+        cp -a /var/lib/node-red/flows.json /var/lib/node-red/flows_cred.json /root/lab-rw-saved/node-red/ &&
+        if [ -e /etc/redwarden/redwarden.toml ]; then cp -a /etc/redwarden/redwarden.toml /root/lab-rw-saved/; fi'
+}
+
+# rw_write_config TOML: /etc/redwarden/redwarden.toml becomes the saved one (see rw_baseline)
+# without its [supervise] table, plus TOML; root's, 0644.
+rw_write_config() {
+    # shellcheck disable=SC2016 # expanded by the container's sh
+    {
+        in_ct cat /root/lab-rw-saved/redwarden.toml 2>/dev/null |
+            awk '/^[[:space:]]*\[/ { skip = /^[[:space:]]*\[supervise\]/ } !skip' || true
+        printf '%s\n' "$1"
+    } | in_ct sh -c 'mkdir -p /etc/redwarden && f=/etc/redwarden/redwarden.toml &&
+        cat >"$f.lab" && chown root:root "$f.lab" && chmod 0644 "$f.lab" && mv "$f.lab" "$f"'
+}
+# rw_config TOML: rw_write_config TOML, then redwarden.service restarts and serves. Prints the
+# new Node-RED host pid.
+rw_config() {
+    rw_write_config "$1"
+    in_ct systemctl restart redwarden.service || true
+    wait_serving "$(lab_slow 60)" || fail "not serving after the configuration change: $WAITED"
+}
+
+# rw_restore: back to what rw_baseline saved (configuration, flows and their credentials),
+# redwarden.service reset and started, serving. For on_exit: returns 1 instead of failing.
+rw_restore() {
+    in_ct test -d /root/lab-rw-saved || return 0
+    if [[ -n "${RW_T0:-}" ]]; then
+        log "redwarden.service's journal during the scenario (the supervisor's and systemd's lines):"
+        rw_journal "$RW_T0" | grep -E ' (redwarden: |systemd\[1\]: redwarden)' >&2 || true
+    fi
+    in_ct systemctl stop redwarden.service || true
+    in_ct sh -c 'cp -a /root/lab-rw-saved/node-red/. /var/lib/node-red/ &&
+        if [ -e /root/lab-rw-saved/redwarden.toml ]; then cp -a /root/lab-rw-saved/redwarden.toml /etc/redwarden/;
+        else rm -f /etc/redwarden/redwarden.toml; fi' || return 1
+    in_ct systemctl reset-failed redwarden.service 2>/dev/null || true
+    in_ct systemctl start redwarden.service || log "systemctl start redwarden.service failed"
+    wait_serving "$(lab_slow 60)" >/dev/null || { log "not serving after the restore: $WAITED"; return 1; }
+    log "restored: redwarden.service serves with the saved configuration and flows"
+}
+
 # ---------------------------------------------------------------- lifecycle
 _find_leader() {
     # the container's init: a descendant of nspawn whose innermost pid is 1
