@@ -317,6 +317,8 @@ impl Service {
             // /run/redwarden/status.json, for `redwarden status`.
             d("RuntimeDirectory", "redwarden"),
             d("RuntimeDirectoryMode", "0755"),
+            // After a crash loop the unit is stopped, and `redwarden status` must still say why.
+            d("RuntimeDirectoryPreserve", "yes"),
             d("SyslogIdentifier", "Node-RED"),
         ]);
         service.extend(sandbox.directives());

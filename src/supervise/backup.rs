@@ -106,8 +106,42 @@ pub fn prepare(user_dir: &Path, files: &[String], keep: u32) -> Result<Prepared,
             current.push((name.clone(), bytes));
         }
     }
+    prepared.backup = copy_if_changed(user_dir, &copies, &current, keep, uid, gid)?;
+    Ok(prepared)
+}
+
+/// Copies the good files while Node-RED runs (after a deploy), repairing nothing: a damaged
+/// file is skipped, never copied over a good backup.
+pub fn snapshot(user_dir: &Path, files: &[String], keep: u32) -> Result<Option<PathBuf>, FsError> {
+    let mut copies = list(&user_dir.join(BACKUP_DIR))?;
+    copies.reverse();
+    let mut current = Vec::new();
+    for name in files {
+        if let State::Good(bytes) = state(&user_dir.join(name))? {
+            current.push((name.clone(), bytes));
+        }
+    }
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    copy_if_changed(user_dir, &copies, &current, keep, uid, gid)
+}
+
+/// A new copy of `current` unless the newest (first of `copies`) holds the same; then prunes
+/// to the `keep` newest.
+fn copy_if_changed(
+    user_dir: &Path,
+    copies: &[PathBuf],
+    current: &[(String, Vec<u8>)],
+    keep: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<Option<PathBuf>, FsError> {
+    let backups_dir = user_dir.join(BACKUP_DIR);
+    let mut copies = copies.to_vec();
     if keep == 0 || current.is_empty() {
-        return Ok(prepared);
+        return Ok(None);
     }
     let newest_matches = copies.first().is_some_and(|newest| {
         list_names(newest).is_ok_and(|names| names.len() == current.len())
@@ -115,14 +149,15 @@ pub fn prepare(user_dir: &Path, files: &[String], keep: u32) -> Result<Prepared,
                 fs::read_nofollow(&newest.join(name)).is_ok_and(|b| b.as_ref() == Some(bytes))
             })
     });
+    let mut made = None;
     if !newest_matches {
-        prepared.backup = Some(write_copy(user_dir, &backups_dir, &current, uid, gid)?);
+        made = Some(write_copy(user_dir, &backups_dir, current, uid, gid)?);
         copies.insert(0, PathBuf::new());
     }
     for old in copies.iter().skip(keep as usize) {
         std::fs::remove_dir_all(old).map_err(fs::std_io("remove old backup", old))?;
     }
-    Ok(prepared)
+    Ok(made)
 }
 
 /// The backup folders, oldest first (their names are zero-padded UNIX times).
@@ -254,6 +289,38 @@ mod tests {
                 "the restored files equal the newest copy"
             );
         }
+    }
+
+    #[test]
+    fn a_snapshot_while_running_copies_a_deploy_and_never_a_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "flows.json", "[1]");
+        prepare(dir.path(), &files(), 5).unwrap();
+        write(dir.path(), "flows.json", "[1,2]");
+        let copy = snapshot(dir.path(), &files(), 5)
+            .unwrap()
+            .expect("the deploy is copied");
+        assert_eq!(
+            std::fs::read_to_string(copy.join("flows.json")).unwrap(),
+            "[1,2]"
+        );
+        assert_eq!(
+            snapshot(dir.path(), &files(), 5).unwrap(),
+            None,
+            "nothing new"
+        );
+        write(dir.path(), "flows.json", "[1,");
+        assert_eq!(
+            snapshot(dir.path(), &files(), 5).unwrap(),
+            None,
+            "damage is not copied"
+        );
+        let prepared = prepare(dir.path(), &files(), 5).unwrap();
+        assert_eq!(prepared.restored.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("flows.json")).unwrap(),
+            "[1,2]"
+        );
     }
 
     #[test]

@@ -223,6 +223,8 @@ struct Supervisor {
     to_journal: bool,
     progress: Progress,
     last_error: child::LastError,
+    /// The protected files' modification times when they were last copied.
+    flows_seen: Vec<Option<std::time::SystemTime>>,
 }
 
 impl Supervisor {
@@ -258,6 +260,7 @@ impl Supervisor {
             to_journal: stdout_is_journal(),
             progress: Progress(Arc::new(Mutex::new(Instant::now()))),
             last_error: child::LastError::default(),
+            flows_seen: Vec::new(),
         })
     }
 
@@ -428,6 +431,8 @@ impl Supervisor {
         let mut next_probe = tokio::time::Instant::now();
         let start_timeout = Self::secs(self.config.supervise.start_timeout_secs);
         let (mut failures, mut over_memory) = (0u32, 0u32);
+        // Probe failures count once Node-RED has answered; before, the start timeout applies.
+        let mut answered = false;
         loop {
             tokio::select! {
                 exit = child.wait() => {
@@ -442,17 +447,19 @@ impl Supervisor {
                 }
                 _ = tokio::time::sleep_until(next_probe) => {
                     self.progress.mark();
-                    let answered_before = self.status.probe_ok;
+                    let answering_before = self.status.probe_ok;
                     match self.prober.probe(self.probe_timeout()).await {
                         Ok(latency) => {
                             failures = 0;
+                            answered = true;
                             self.status.probe_ok = true;
                             self.status.probe_latency_ms = Some(latency.as_secs_f64() * 1000.0);
-                            if !answered_before {
+                            if !answering_before {
                                 self.serving(started);
                             }
+                            self.snapshot_flows();
                         }
-                        Err(e) if answered_before || failures > 0 => {
+                        Err(e) if answered => {
                             failures += 1;
                             self.status.probe_ok = false;
                             tracing::warn!("probe {failures} of {}: {e}", self.config.supervise.probe_failures);
@@ -471,7 +478,7 @@ impl Supervisor {
                     // Until the first answer, probe often: READY=1 (and so a restart's
                     // completion) should follow Node-RED's start closely.
                     next_probe = tokio::time::Instant::now()
-                        + if self.status.probe_ok { self.probe_interval() } else { STARTING_PROBE_INTERVAL.min(self.probe_interval()) };
+                        + if answered { self.probe_interval() } else { STARTING_PROBE_INTERVAL.min(self.probe_interval()) };
                     if let Some(ending) = self.sample_memory(&mut over_memory) {
                         return self.end(child, ending).await;
                     }
@@ -638,10 +645,37 @@ impl Supervisor {
         }
     }
 
+    fn protected_files(&self) -> Vec<String> {
+        let settings = std::fs::read_to_string(&self.launch.settings).unwrap_or_default();
+        backup::protected_files(&backup::flow_file_from_settings(&settings))
+    }
+
+    /// A deploy rewrites the flows: copy them while Node-RED runs, so a damaged file found at
+    /// the next start comes back as last deployed, not as it was at the last start.
+    fn snapshot_flows(&mut self) {
+        let files = self.protected_files();
+        let changed = files
+            .iter()
+            .map(|f| {
+                std::fs::symlink_metadata(self.launch.user_dir.join(f))
+                    .and_then(|m| m.modified())
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        if changed == self.flows_seen {
+            return;
+        }
+        match backup::snapshot(&self.launch.user_dir, &files, self.config.supervise.backups) {
+            Ok(Some(copy)) => tracing::info!("backed up the deployed flows to {}", copy.display()),
+            Ok(None) => {}
+            Err(e) => tracing::error!("flow backup: {e}"),
+        }
+        self.flows_seen = changed;
+    }
+
     /// Backs up flows and repairs damaged ones before each start.
     fn prepare_files(&mut self) {
-        let settings = std::fs::read_to_string(&self.launch.settings).unwrap_or_default();
-        let files = backup::protected_files(&backup::flow_file_from_settings(&settings));
+        let files = self.protected_files();
         match backup::prepare(&self.launch.user_dir, &files, self.config.supervise.backups) {
             Ok(prepared) => {
                 for (file, from) in &prepared.restored {
