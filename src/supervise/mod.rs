@@ -311,6 +311,8 @@ impl Supervisor {
                         .await
                         .map_err(io_err("stop Node-RED"))?;
                     tracing::info!("Node-RED stopped ({status})");
+                    // What it last saved, in case the file is damaged before the next start.
+                    self.snapshot_flows();
                     self.status.nodered_pid = None;
                     self.set_phase("stopped", "stopped");
                     return Ok(());
