@@ -7,8 +7,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::config::{Config, Destination, Network};
 use crate::host::nft::{self, NftError};
 use crate::host::Root;
@@ -188,8 +186,13 @@ pub struct Observed {
     pub state: State,
 }
 
-/// The loaded table in its canonical form, and its counters.
-pub type Live = (Vec<Value>, Vec<(String, u64)>);
+/// redwarden's table as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    /// It means what the configured policy means (always false when the firewall is off).
+    pub matches_policy: bool,
+    pub counters: Vec<(String, u64)>,
+}
 
 /// What the kernel holds, as far as this process can tell.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,28 +202,37 @@ pub enum State {
     NoNft,
     /// nft could not be asked (not root): the reason.
     Unreadable(String),
-    Read {
-        live: Option<Live>,
-        desired: Vec<Value>,
-    },
+    /// The table, or None when it is not loaded.
+    Read(Option<Live>),
+}
+
+/// Reads the table and judges it by meaning: the policy is loaded into a scratch network
+/// namespace (only when there is a table to compare) and both are compared as nft's canonical
+/// JSON.
+fn read_live(policy: &Policy, enabled: bool) -> Result<Option<Live>, NftError> {
+    let Some(listed) = nft::list_json()? else {
+        return Ok(None);
+    };
+    let matches_policy =
+        enabled && nft::canonical(&listed) == nft::canonical(&nft::as_loaded(&policy.render())?);
+    Ok(Some(Live {
+        matches_policy,
+        counters: nft::counters(&listed),
+    }))
 }
 
 pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
     let accounts = crate::host::accounts::AccountDb::load(root)?;
     let uid = accounts.user(config.service.user.as_str()).map(|e| e.uid);
     let policy = Policy::from_config(config, uid);
-    let state = if !root.is_live() {
-        State::Image
-    } else if !nft::available() {
-        State::NoNft
+    let state = if root.is_live() {
+        match read_live(&policy, config.firewall.enabled) {
+            Ok(live) => State::Read(live),
+            Err(NftError::Missing) => State::NoNft,
+            Err(e) => State::Unreadable(e.to_string()),
+        }
     } else {
-        let read = || -> Result<State, NftError> {
-            let live =
-                nft::list_json()?.map(|listed| (nft::canonical(&listed), nft::counters(&listed)));
-            let desired = nft::canonical(&nft::as_loaded(&policy.render())?);
-            Ok(State::Read { live, desired })
-        };
-        read().unwrap_or_else(|e| State::Unreadable(e.to_string()))
+        State::Image
     };
     Ok(Observed {
         enabled: config.firewall.enabled,
@@ -274,9 +286,8 @@ pub fn plan(observed: &Observed) -> super::Plan {
             return plan;
         }
         State::NoNft => return plan,
-        State::Read { live, desired } => (live, desired),
+        State::Read(live) => live,
     };
-    let (live, desired) = live;
     if !observed.enabled {
         if live.is_some() {
             plan.findings.push(Finding::new(
@@ -290,16 +301,16 @@ pub fn plan(observed: &Observed) -> super::Plan {
         }
         return plan;
     }
-    if let Some((_, counters)) = live {
+    if let Some(live) = live {
         plan.counters.extend(
-            counters
+            live.counters
                 .iter()
                 .map(|(name, packets)| (format!("firewall.{name}"), *packets)),
         );
     }
     let finding = match live {
         None => Finding::new("firewall.missing", Severity::High, format!("no firewall guards Node-RED's port {}: anyone who can reach this device can reach it", observed.policy.port), true),
-        Some((canonical, _)) if canonical != desired => Finding::new("firewall.drifted", Severity::Medium, "redwarden's nftables table differs from the configured policy (edited, or the configuration changed)", true),
+        Some(live) if !live.matches_policy => Finding::new("firewall.drifted", Severity::Medium, "redwarden's nftables table differs from the configured policy (edited, or the configuration changed)", true),
         Some(_) => return plan,
     };
     if let Some(why) = lockout(&observed.policy, observed.ssh_port, observed.session) {

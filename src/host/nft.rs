@@ -70,14 +70,6 @@ fn nft(args: &[&str]) -> Command {
     command
 }
 
-/// Whether `nft` can be run at all.
-pub fn available() -> bool {
-    !matches!(
-        run(nft(&["--version"]), "--version", None),
-        Err(NftError::Missing)
-    )
-}
-
 /// Parses and checks a ruleset against the running kernel without loading it.
 pub fn validate(ruleset: &str) -> Result<(), NftError> {
     run(nft(&["-c", "-f", "-"]), "-c -f (validate)", Some(ruleset)).map(|_| ())
@@ -88,14 +80,15 @@ pub fn load(ruleset: &str) -> Result<(), NftError> {
     run(nft(&["-f", "-"]), "-f (load)", Some(ruleset)).map(|_| ())
 }
 
-/// The table as nft prints it in JSON; None when it does not exist.
-pub fn list_json() -> Result<Option<Value>, NftError> {
-    match run(
-        nft(&["-j", "list", "table", FAMILY, TABLE]),
-        "-j list table",
-        None,
-    ) {
-        Ok(text) => parse(&text, "-j list table").map(Some),
+/// `nft [-j] list table inet redwarden`; None when the table does not exist.
+fn list(json: bool, op: &'static str) -> Result<Option<String>, NftError> {
+    let args: &[&str] = if json {
+        &["-j", "list", "table", FAMILY, TABLE]
+    } else {
+        &["list", "table", FAMILY, TABLE]
+    };
+    match run(nft(args), op, None) {
+        Ok(text) => Ok(Some(text)),
         Err(NftError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
             Ok(None)
         }
@@ -103,15 +96,17 @@ pub fn list_json() -> Result<Option<Value>, NftError> {
     }
 }
 
+/// The table as nft prints it in JSON; None when it does not exist. `Missing` says nft is not
+/// installed.
+pub fn list_json() -> Result<Option<Value>, NftError> {
+    list(true, "-j list table")?
+        .map(|text| parse(&text, "-j list table"))
+        .transpose()
+}
+
 /// The table as an nft script that recreates it; None when it does not exist.
 pub fn list_text() -> Result<Option<String>, NftError> {
-    match run(nft(&["list", "table", FAMILY, TABLE]), "list table", None) {
-        Ok(text) => Ok(Some(text)),
-        Err(NftError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    list(false, "list table")
 }
 
 /// What the kernel makes of `ruleset`, loaded into a throwaway network namespace and listed as
