@@ -387,30 +387,13 @@ impl Supervisor {
 
     fn started(&mut self, child: &mut Child, safe_mode: bool) {
         let pid = child.id();
-        for (output, from_stderr) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                false,
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                true,
-            ),
-        ] {
-            if let Some(output) = output {
-                tokio::spawn(child::forward(
-                    output,
-                    from_stderr,
-                    self.to_journal,
-                    self.last_error.clone(),
-                ));
-            }
+        if let Some(stdout) = child.stdout.take() {
+            let last_error = self.last_error.clone();
+            tokio::spawn(child::forward(stdout, false, self.to_journal, last_error));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let last_error = self.last_error.clone();
+            tokio::spawn(child::forward(stderr, true, self.to_journal, last_error));
         }
         self.status.nodered_pid = pid;
         self.status.started_at = Some(status::now());
