@@ -119,8 +119,7 @@ fn evaluate(node: &Path, settings: &Path, user: Option<(u32, u32)>) -> Result<Ev
     let run = |file: &Path| {
         node::run(
             node,
-            &harness,
-            &[file],
+            &[harness.as_os_str(), file.as_os_str()],
             dir.path(),
             user,
             &format!("{nonce}\n"),

@@ -54,12 +54,12 @@ pub struct Limits {
     pub stdout_bytes: usize,
 }
 
-/// Runs `node script args…` as `user` (uid, gid; None: as we are) in `cwd`, with `stdin` on its
-/// standard input and an environment of PATH and HOME only.
+/// Runs `node args…` (a script and its arguments, or a node option) as `user` (uid, gid; None:
+/// as we are) in `cwd`, with `stdin` on its standard input and an environment of PATH and HOME
+/// only.
 pub fn run(
     node: &Path,
-    script: &Path,
-    args: &[&Path],
+    args: &[&std::ffi::OsStr],
     cwd: &Path,
     user: Option<(u32, u32)>,
     stdin: &str,
@@ -68,7 +68,6 @@ pub fn run(
     let mut command = Command::new(node);
     command
         .arg(format!("--max-old-space-size={}", limits.heap_mib))
-        .arg(script)
         .args(args)
         .current_dir(cwd)
         .env_clear()
@@ -150,18 +149,23 @@ pub fn run(
     })
 }
 
-/// `node --version`, given two seconds.
+/// `node --version`, given five seconds.
 pub fn version(node: &Path) -> Option<String> {
-    let dir = TempDir::new(0o755).ok()?;
-    let script = dir.path().join("version.js");
-    std::fs::write(&script, "process.stdout.write(process.version)").ok()?;
     let limits = Limits {
         wall: Duration::from_secs(5),
         heap_mib: 16,
         stdout_bytes: 64,
     };
-    let outcome = run(node, &script, &[], dir.path(), None, "", limits).ok()?;
-    (outcome.code == Some(0)).then(|| String::from_utf8_lossy(&outcome.stdout).into_owned())
+    let outcome = run(
+        node,
+        &["--version".as_ref()],
+        Path::new("/"),
+        None,
+        "",
+        limits,
+    )
+    .ok()?;
+    (outcome.code == Some(0)).then(|| String::from_utf8_lossy(&outcome.stdout).trim().to_string())
 }
 
 /// Today's date (UTC) as yyyy-mm-dd.
