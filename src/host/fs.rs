@@ -62,6 +62,14 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> FsError + '
     }
 }
 
+/// This process's effective uid and gid: the owner of files it writes for itself.
+pub fn own_ids() -> (u32, u32) {
+    (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
+}
+
 /// For std's I/O calls: the error, naming the operation and the path.
 pub fn std_io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FsError + 'a {
     move |e| io(op, path)(errno_of(e))
@@ -699,13 +707,6 @@ mod tests {
             & 0o7777
     }
 
-    fn me() -> (u32, u32) {
-        (
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw(),
-        )
-    }
-
     #[test]
     fn copy_tree_is_faithful_and_compare_trees_sees_every_difference() {
         let dir = tempfile::tempdir().unwrap();
@@ -715,7 +716,7 @@ mod tests {
         std::fs::write(from.join("node_modules/a/index.js"), "x").unwrap();
         symlink("node_modules/a/index.js", from.join("link")).unwrap();
         let to = dir.path().join("to");
-        let (uid, gid) = me();
+        let (uid, gid) = own_ids();
         let stats = copy_tree(&from, &to, uid, gid).unwrap();
         assert_eq!((stats.files, stats.links, stats.bytes), (2, 1, 7));
         assert_eq!(compare_trees(&from, &to).unwrap(), Vec::<PathBuf>::new());
@@ -740,7 +741,7 @@ mod tests {
     fn write_file_is_idempotent_and_exact() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("passwd");
-        let (uid, gid) = me();
+        let (uid, gid) = own_ids();
         assert_eq!(
             write_file(&path, b"a\n", 0o640, uid, gid).unwrap(),
             Written::Changed
@@ -766,7 +767,7 @@ mod tests {
         std::fs::write(&victim, "keep").unwrap();
         let link = dir.path().join("link");
         symlink(&victim, &link).unwrap();
-        let (uid, gid) = me();
+        let (uid, gid) = own_ids();
         let err = write_file(&link, b"x", 0o600, uid, gid).unwrap_err();
         assert!(matches!(err, FsError::Symlink { .. }), "{err}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");

@@ -75,13 +75,8 @@ pub struct Prepared {
 /// by the caller (the service user), fsynced before their folder is renamed into place.
 pub fn prepare(user_dir: &Path, files: &[String], keep: u32) -> Result<Prepared, FsError> {
     let mut prepared = Prepared::default();
-    let backups_dir = user_dir.join(BACKUP_DIR);
-    let mut copies = list(&backups_dir)?;
-    copies.reverse();
-    let (uid, gid) = (
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    );
+    let copies = newest_first(user_dir)?;
+    let (uid, gid) = fs::own_ids();
     let mut current = Vec::new();
     for name in files {
         let path = user_dir.join(name);
@@ -106,40 +101,32 @@ pub fn prepare(user_dir: &Path, files: &[String], keep: u32) -> Result<Prepared,
             current.push((name.clone(), bytes));
         }
     }
-    prepared.backup = copy_if_changed(user_dir, &copies, &current, keep, uid, gid)?;
+    prepared.backup = copy_if_changed(user_dir, copies, &current, keep)?;
     Ok(prepared)
 }
 
 /// Copies the good files while Node-RED runs (after a deploy), repairing nothing: a damaged
 /// file is skipped, never copied over a good backup.
 pub fn snapshot(user_dir: &Path, files: &[String], keep: u32) -> Result<Option<PathBuf>, FsError> {
-    let mut copies = list(&user_dir.join(BACKUP_DIR))?;
-    copies.reverse();
     let mut current = Vec::new();
     for name in files {
         if let State::Good(bytes) = state(&user_dir.join(name))? {
             current.push((name.clone(), bytes));
         }
     }
-    let (uid, gid) = (
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    );
-    copy_if_changed(user_dir, &copies, &current, keep, uid, gid)
+    copy_if_changed(user_dir, newest_first(user_dir)?, &current, keep)
 }
 
 /// A new copy of `current` unless the newest (first of `copies`) holds the same; then prunes
 /// to the `keep` newest.
 fn copy_if_changed(
     user_dir: &Path,
-    copies: &[PathBuf],
+    mut copies: Vec<PathBuf>,
     current: &[(String, Vec<u8>)],
     keep: u32,
-    uid: u32,
-    gid: u32,
 ) -> Result<Option<PathBuf>, FsError> {
     let backups_dir = user_dir.join(BACKUP_DIR);
-    let mut copies = copies.to_vec();
+    let (uid, gid) = fs::own_ids();
     if keep == 0 || current.is_empty() {
         return Ok(None);
     }
@@ -160,15 +147,16 @@ fn copy_if_changed(
     Ok(made)
 }
 
-/// The backup folders, oldest first (their names are zero-padded UNIX times).
-fn list(backups_dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+/// The backup folders, newest first (their names are zero-padded UNIX times).
+fn newest_first(user_dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+    let backups_dir = &user_dir.join(BACKUP_DIR);
     let mut names = match list_names(backups_dir) {
         Ok(names) => names,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(fs::std_io("list backups", backups_dir)(e)),
     };
     names.retain(|n| n.bytes().next().is_some_and(|b| b.is_ascii_digit()));
-    names.sort();
+    names.sort_by(|a, b| b.cmp(a));
     Ok(names.into_iter().map(|n| backups_dir.join(n)).collect())
 }
 
@@ -264,7 +252,7 @@ mod tests {
             write(dir.path(), "flows.json", &format!("[{i}]"));
             assert!(prepare(dir.path(), &files(), 3).unwrap().backup.is_some());
         }
-        assert_eq!(list(&dir.path().join(BACKUP_DIR)).unwrap().len(), 3);
+        assert_eq!(newest_first(dir.path()).unwrap().len(), 3);
     }
 
     #[test]

@@ -167,14 +167,8 @@ impl Status {
 
 /// A file others may read, written by the supervisor as the service user.
 pub fn write_public(path: &Path, contents: &[u8]) -> Result<(), FsError> {
-    fs::write_file(
-        path,
-        contents,
-        0o644,
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    )
-    .map(|_| ())
+    let (uid, gid) = fs::own_ids();
+    fs::write_file(path, contents, 0o644, uid, gid).map(|_| ())
 }
 
 pub fn human_duration(secs: u64) -> String {
