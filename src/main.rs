@@ -256,13 +256,7 @@ fn passwd(root: &Root, config: &Config, user: &str) -> u8 {
         eprintln!("redwarden: passwd: use at least 8 characters");
         return EXIT_USAGE;
     }
-    let set = harden::nodered::set_login(root, user, &password).and_then(|()| {
-        if user == harden::nodered::GENERATED_USER {
-            harden::nodered::forget_generated_password(root)?;
-        }
-        Ok(())
-    });
-    if let Err(e) = set {
+    if let Err(e) = harden::nodered::set_password(root, user, &password) {
         eprintln!("redwarden: passwd: {e}");
         return EXIT_FAILURE;
     }

@@ -989,7 +989,7 @@ pub fn apply(root: &Root, change: &NodeRedChange) -> Result<(), crate::Error> {
 }
 
 /// Sets (or adds) a login's password in the logins file; the next apply enforces it.
-pub fn set_login(root: &Root, username: &str, password: &str) -> Result<(), crate::Error> {
+fn set_login(root: &Root, username: &str, password: &str) -> Result<(), crate::Error> {
     let hash = bcrypt::hash(password, BCRYPT_COST)
         .map_err(|e| crate::Error::Adopt(format!("bcrypt: {e}")))?;
     let file = root.resolve_parent(Path::new(paths::LOGINS))?;
@@ -1012,8 +1012,13 @@ pub fn set_login(root: &Root, username: &str, password: &str) -> Result<(), crat
     Ok(())
 }
 
-/// Forgets the generated password once a person has set their own.
-pub fn forget_generated_password(root: &Root) -> Result<(), crate::Error> {
+/// `redwarden passwd`: a person's password for `username`. The generated one, if that was
+/// this login's, is forgotten. The next apply of this step enforces it.
+pub fn set_password(root: &Root, username: &str, password: &str) -> Result<(), crate::Error> {
+    set_login(root, username, password)?;
+    if username != GENERATED_USER {
+        return Ok(());
+    }
     let file = root.resolve_parent(Path::new(paths::GENERATED_PASSWORD))?;
     match std::fs::remove_file(&file) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
