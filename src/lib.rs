@@ -22,6 +22,8 @@ pub enum Error {
     Systemctl(#[from] host::systemd::SystemctlError),
     #[error("adoption: {0}")]
     Adopt(String),
+    #[error("editor logins: {0}")]
+    Logins(String),
     #[error(transparent)]
     Nft(#[from] host::nft::NftError),
 }

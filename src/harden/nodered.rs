@@ -429,17 +429,7 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
             other => Ok(other?),
         }
     };
-    let logins = match read(paths::LOGINS)? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            crate::Error::Adopt(format!(
-                "{}:{}:{}: not redwarden's logins file: {e}",
-                paths::LOGINS,
-                e.line(),
-                e.column()
-            ))
-        })?,
-        None => Vec::new(),
-    };
+    let logins = parse_logins(read(paths::LOGINS)?)?;
     let overrides = read(paths::NODERED_OVERRIDES)?;
     if !readable {
         uninspected.push(
@@ -988,16 +978,24 @@ pub fn apply(root: &Root, change: &NodeRedChange) -> Result<(), crate::Error> {
     Ok(())
 }
 
+/// The logins file's contents (absent: none), or an error naming the file, line and column.
+fn parse_logins(bytes: Option<Vec<u8>>) -> Result<Vec<Login>, crate::Error> {
+    bytes.map_or(Ok(Vec::new()), |bytes| {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            let (path, line, column) = (paths::LOGINS, e.line(), e.column());
+            crate::Error::Logins(format!(
+                "{path}:{line}:{column}: not redwarden's logins file: {e}"
+            ))
+        })
+    })
+}
+
 /// Sets (or adds) a login's password in the logins file; the next apply enforces it.
 fn set_login(root: &Root, username: &str, password: &str) -> Result<(), crate::Error> {
     let hash = bcrypt::hash(password, BCRYPT_COST)
-        .map_err(|e| crate::Error::Adopt(format!("bcrypt: {e}")))?;
+        .map_err(|e| crate::Error::Logins(format!("bcrypt: {e}")))?;
     let file = root.resolve_parent(Path::new(paths::LOGINS))?;
-    let mut logins: Vec<Login> = match fs::read_nofollow(&file)? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| crate::Error::Adopt(format!("{}: {e}", paths::LOGINS)))?,
-        None => Vec::new(),
-    };
+    let mut logins = parse_logins(fs::read_nofollow(&file)?)?;
     logins.retain(|l| l.username != username);
     logins.push(Login {
         username: username.into(),
@@ -1114,6 +1112,16 @@ mod tests {
         assert!(
             ids.contains(&"nodered.weak-hash"),
             "cost 4 is weak: {ids:?}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_logins_file_is_named_with_line_and_column() {
+        assert_eq!(parse_logins(None).unwrap(), Vec::new());
+        let err = parse_logins(Some(b"[\n  {\"username\": 1}\n]".to_vec())).unwrap_err();
+        assert!(
+            err.to_string().starts_with("editor logins: /var/lib/redwarden/logins.json:2:"),
+            "{err}"
         );
     }
 
