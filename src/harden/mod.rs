@@ -237,21 +237,19 @@ fn take_turn(root: &Root, in_apply_unit: bool) -> Result<Turn, crate::Error> {
 pub fn apply(root: &Root, config: &Config, options: &Options) -> Result<Report, ApplyFailure> {
     let mode = options.mode;
     let steps = options.steps();
+    // The report covers what was asked about: the chosen steps, or everything (an undo too).
+    let reported: &[Step] = if options.only.is_empty() {
+        STEPS
+    } else {
+        &steps
+    };
     let mut changes = Vec::new();
     let in_apply_unit = crate::host::systemd::inside_unit(unit::APPLY_UNIT);
     let result = (|| {
         let _turn = match take_turn(root, in_apply_unit)? {
             Turn::Taken => {
                 tracing::info!("another redwarden apply is running; it covers this change");
-                return check_steps(
-                    root,
-                    config,
-                    if options.only.is_empty() {
-                        STEPS
-                    } else {
-                        &steps
-                    },
-                );
+                return check_steps(root, config, reported);
             }
             mine => mine,
         };
@@ -269,16 +267,7 @@ pub fn apply(root: &Root, config: &Config, options: &Options) -> Result<Report, 
                 break;
             }
         }
-        // The report covers what was asked about: the chosen steps, or everything.
-        check_steps(
-            root,
-            config,
-            if options.only.is_empty() {
-                STEPS
-            } else {
-                &steps
-            },
-        )
+        check_steps(root, config, reported)
     })();
     match result {
         Ok(mut report) => {
