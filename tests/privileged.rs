@@ -453,6 +453,37 @@ fn unprivileged_check_reports_what_it_could_not_inspect() {
     }
     // What it could read is still judged: the installer's unit runs Node-RED as pi.
     assert!(ids(&report).contains(&"user.service-login-user".to_string()));
+
+    // A home folder closed to others (Debian's default 0700; ProtectHome= in the unit, where
+    // the supervisor audits as the service user): reported as not inspected, not a failure.
+    std::fs::set_permissions(
+        root.join("home/pi"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["--json", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert!(
+        report["uninspected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["what"] == "the userDir" && u["path"] == "/home/pi/.node-red"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -1120,7 +1120,8 @@ mod tests {
         assert_eq!(parse_logins(None).unwrap(), Vec::new());
         let err = parse_logins(Some(b"[\n  {\"username\": 1}\n]".to_vec())).unwrap_err();
         assert!(
-            err.to_string().starts_with("editor logins: /var/lib/redwarden/logins.json:2:"),
+            err.to_string()
+                .starts_with("editor logins: /var/lib/redwarden/logins.json:2:"),
             "{err}"
         );
     }

@@ -202,7 +202,20 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         let host_dir = root
             .resolve(install.user_dir.parent().unwrap_or(Path::new("/")))?
             .join(install.user_dir.file_name().unwrap_or_default());
-        let top = fs::lstat(&host_dir)?;
+        // A home folder closed to this user (Debian's 0700 homes, ProtectHome= in the unit):
+        // the installation in it is not inspected, and the rest of the check goes on.
+        let top = match fs::lstat(&host_dir) {
+            Ok(top) => top,
+            Err(e) if e.is_permission_denied() => {
+                uninspected.push(Uninspected {
+                    what: "the userDir".into(),
+                    path: Some(install.user_dir.clone()),
+                    reason: format!("{e} (run as root to inspect)"),
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut entries = Vec::new();
         if top.as_ref().is_some_and(|m| m.kind == Kind::Dir) {
             let unreadable = match fs::walk(&host_dir, |e| entries.push(e.clone())) {
