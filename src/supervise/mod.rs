@@ -69,13 +69,15 @@ fn io_err(op: &'static str) -> impl FnOnce(std::io::Error) -> SuperviseError {
 /// Runs the supervisor until systemd (or root) stops it, or a crash loop ends it.
 pub fn run(config: Config, source: Source) -> Result<(), SuperviseError> {
     let root = Root::live();
-    let accounts = crate::host::accounts::AccountDb::load(&root).map_err(crate::Error::from)?;
-    let user = config.service.user.as_str();
-    let entry = accounts.user(user).cloned();
     let status_path = PathBuf::from(status::STATUS_FILE);
     if rustix::process::geteuid().is_root() {
         become_service_user(&root, &config, &status_path)?;
     }
+    // Read after the apply above, which may have created the user.
+    let service_uid = crate::host::accounts::AccountDb::load(&root)
+        .map_err(crate::Error::from)?
+        .user(config.service.user.as_str())
+        .map(|e| e.uid);
     // Node-RED runs as the same user: without this, a flow could ptrace the supervisor or read
     // its memory, environment and descriptors through /proc.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
@@ -83,15 +85,13 @@ pub fn run(config: Config, source: Source) -> Result<(), SuperviseError> {
     let launch = resolve(&root, &config)?;
     let signals = signals::block_and_open(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(io_err("set up signal handling"))?;
-    let findings = audit(&root, &config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(io_err("start the runtime"))?;
     runtime.block_on(async {
         let signals = signals.into_async().map_err(io_err("read signals"))?;
-        let uid = entry.map(|e| e.uid);
-        Supervisor::new(config, source, launch, signals, uid, status_path, findings)?
+        Supervisor::new(config, source, launch, signals, service_uid, status_path)?
             .run()
             .await
     })
@@ -171,15 +171,22 @@ fn resolve(root: &Root, config: &Config) -> Result<Launch, SuperviseError> {
     })
 }
 
-/// The findings count of an audit as this user can see it; None when it could not run.
-fn audit(root: &Root, config: &Config) -> Option<usize> {
-    match harden::check(root, config) {
-        Ok(report) => Some(report.findings.len()),
-        Err(e) => {
-            tracing::debug!("audit: {e}");
-            None
+/// Audits as this user can (for `redwarden status`), on a blocking thread: the audit
+/// evaluates settings.js with node and walks the userDir, which takes seconds on a Pi Zero and
+/// must delay neither Node-RED's start nor the supervision loop. The count lands in `into`.
+fn audit_in_background(config: Config, into: Arc<Mutex<Option<usize>>>) {
+    tokio::task::spawn_blocking(move || {
+        let count = match harden::check(&Root::live(), &config) {
+            Ok(report) => Some(report.findings.len()),
+            Err(e) => {
+                tracing::warn!("audit as the service user: {e}");
+                None
+            }
+        };
+        if let Ok(mut findings) = into.lock() {
+            *findings = count;
         }
-    }
+    });
 }
 
 /// How a watched run ended.
@@ -225,6 +232,8 @@ struct Supervisor {
     last_error: child::LastError,
     /// The protected files' modification times when they were last copied.
     flows_seen: Vec<Option<std::time::SystemTime>>,
+    /// The findings count of the last audit, filled in by `audit_in_background`.
+    findings: Arc<Mutex<Option<usize>>>,
 }
 
 impl Supervisor {
@@ -235,7 +244,6 @@ impl Supervisor {
         signals: signals::SignalFd,
         service_uid: Option<u32>,
         status_path: PathBuf,
-        findings: Option<usize>,
     ) -> Result<Self, SuperviseError> {
         let prober = Prober::new(&config.supervise.probe.target(), config.nodered.port.get())?;
         Ok(Self {
@@ -250,7 +258,6 @@ impl Supervisor {
             status: Status {
                 phase: "starting".into(),
                 supervisor_pid: std::process::id(),
-                findings,
                 ..Status::default()
             },
             status_path,
@@ -261,6 +268,7 @@ impl Supervisor {
             progress: Progress(Arc::new(Mutex::new(Instant::now()))),
             last_error: child::LastError::default(),
             flows_seen: Vec::new(),
+            findings: Arc::default(),
         })
     }
 
@@ -519,6 +527,7 @@ impl Supervisor {
         } else {
             self.ready_sent = true;
             notify(&[NotifyState::Ready, NotifyState::Status(&text)]);
+            audit_in_background(self.config.clone(), self.findings.clone());
         }
         self.write_status();
     }
@@ -586,16 +595,12 @@ impl Supervisor {
         let restart = match outcome {
             Ok((config, launch, prober)) => {
                 let restart = launch != self.launch;
-                self.status.findings = audit(&root, &config);
+                audit_in_background(config.clone(), self.findings.clone());
                 self.policy = Policy::from_config(&config.supervise);
                 self.config = config;
                 self.launch = launch;
                 self.prober = prober;
-                tracing::info!(
-                    restart,
-                    findings = self.status.findings,
-                    "reloaded the configuration"
-                );
+                tracing::info!(restart, "reloaded the configuration");
                 restart
             }
             Err(e) => {
@@ -716,6 +721,9 @@ impl Supervisor {
 
     fn write_status(&mut self) {
         self.status.updated_at = status::now();
+        if let Ok(findings) = self.findings.lock() {
+            self.status.findings = *findings;
+        }
         if !self.status_broken {
             if let Err(e) = self.status.write(&self.status_path) {
                 tracing::warn!("no status file for `redwarden status`: {e}");

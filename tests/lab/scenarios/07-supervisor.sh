@@ -54,7 +54,16 @@ for k in ("uptime_secs", "rss_bytes", "started_at", "updated_at", "restarts"):
 if bad:
     print("; ".join(bad), file=sys.stderr); sys.exit(1)
 EOF
-note "status: 'redwarden status' as nobody and pi says serving; --json parses (supervisor $main, Node-RED $nr_ct)"
+# The audit runs in the background once Node-RED serves; its count reaches the file with the
+# next status write (one probe interval).
+findings=""
+for _ in $(seq 30); do
+    rw_status_json && findings=$(python3 -c 'import json, sys; f = json.load(open(sys.argv[1])).get("findings"); print(f if isinstance(f, int) else "")' "$LAB_RUN/status.json")
+    [[ -n "$findings" ]] && break
+    sleep 1
+done
+[[ -n "$findings" ]] || fail "redwarden status never reports a findings count: $(cat "$LAB_RUN/status.json")"
+note "status: 'redwarden status' as nobody and pi says serving; --json parses (supervisor $main, Node-RED $nr_ct, $findings findings)"
 
 # ---- 2. The supervisor as the host sees it
 sup=$(host_pid "$main")
