@@ -414,21 +414,25 @@ fn unprivileged_check_reports_what_it_could_not_inspect() {
     // A copy nobody can execute wherever the checkout lives.
     let bin = dir.path().join("redwarden");
     std::fs::copy(env!("CARGO_BIN_EXE_redwarden"), &bin).unwrap();
-    let out = Command::new("runuser")
-        .args(["-u", "nobody", "--"])
-        .arg(&bin)
-        .arg("--root")
-        .arg(&root)
-        .args(["--json", "check"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json(&out);
+    // `check --json` as nobody: findings (exit 1), never a failure.
+    let check_as_nobody = || {
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&bin)
+            .arg("--root")
+            .arg(&root)
+            .args(["--json", "check"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out)
+    };
+    let report = check_as_nobody();
     let skipped: Vec<String> = report["uninspected"]
         .as_array()
         .unwrap()
@@ -461,21 +465,7 @@ fn unprivileged_check_reports_what_it_could_not_inspect() {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    let out = Command::new("runuser")
-        .args(["-u", "nobody", "--"])
-        .arg(&bin)
-        .arg("--root")
-        .arg(&root)
-        .args(["--json", "check"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json(&out);
+    let report = check_as_nobody();
     assert!(
         report["uninspected"]
             .as_array()
