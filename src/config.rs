@@ -232,6 +232,7 @@ pub struct Config {
     pub nodered: NodeRed,
     pub supervise: Supervise,
     pub firewall: Firewall,
+    pub front: Front,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -622,6 +623,189 @@ impl Default for Firewall {
     }
 }
 
+/// Where the front door listens when systemd passes it no socket: an address and a port other
+/// than 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ListenAddr(std::net::SocketAddr);
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => Ok(Self(addr)),
+            _ => Err(format!("`{value}` is not a listen address: use an address and a port other than 0, such as \"0.0.0.0:8443\" or \"[::]:8443\"")),
+        }
+    }
+}
+
+impl From<ListenAddr> for String {
+    fn from(addr: ListenAddr) -> String {
+        addr.0.to_string()
+    }
+}
+
+impl ListenAddr {
+    pub fn get(self) -> std::net::SocketAddr {
+        self.0
+    }
+}
+
+/// Who must show a client certificate signed by `client_ca`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCert {
+    /// Nobody: no certificate is asked for.
+    Off,
+    /// Everything but the `client_cert_exempt` paths: those stay open to clients without one
+    /// (a dashboard, http-in endpoints for devices), the editor and its API do not.
+    Admin,
+    /// Every client, already at the TLS handshake.
+    All,
+}
+
+/// A URL path prefix: `/` followed by printable characters, no `.` or `..` segment and no
+/// percent-encoding, so it names what a request's path literally starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UrlPrefix(String);
+
+impl TryFrom<String> for UrlPrefix {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let valid = value.len() > 1
+            && value.starts_with('/')
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"%\\?#".contains(&b))
+            && !value
+                .split('/')
+                .any(|segment| segment == "." || segment == "..");
+        if !valid {
+            return Err(format!("`{value}` is not a URL path prefix: use a path such as \"/ui\" (no `.` or `..` segments, `%`, `?` or `#`)"));
+        }
+        Ok(Self(value.trim_end_matches('/').to_string()))
+    }
+}
+
+impl From<UrlPrefix> for String {
+    fn from(prefix: UrlPrefix) -> String {
+        prefix.0
+    }
+}
+
+impl UrlPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The TLS front door, `redwarden front`: TLS on the public port, forwarded to Node-RED on
+/// 127.0.0.1. Under systemd its socket unit passes the listening socket (port 443 without any
+/// capability); `listen` is where it binds itself otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Front {
+    /// Off until the front door's units and user are set up by apply; `redwarden front`
+    /// refuses to start while it is off.
+    pub enabled: bool,
+    /// The address to bind when no socket is passed by systemd (LISTEN_FDS): 8443, because
+    /// binding 443 takes a capability the front door does not hold.
+    pub listen: ListenAddr,
+    /// Node-RED's port on 127.0.0.1; `nodered.port` when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_port: Option<Port>,
+    /// The certificate chain and its private key (PEM). Replacing the files takes effect for
+    /// new connections within a second, without a restart. When neither is given, a
+    /// self-signed certificate for this device's name and addresses is created in `state_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<SystemPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<SystemPath>,
+    /// Where the self-signed certificate and its key are kept (the front door's user alone
+    /// may read it).
+    pub state_dir: SystemPath,
+    /// The CAs (PEM) that sign client certificates, for `client_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<SystemPath>,
+    pub client_cert: ClientCert,
+    /// Path prefixes open without a client certificate when `client_cert` is "admin".
+    pub client_cert_exempt: Vec<UrlPrefix>,
+    /// How long the TLS handshake, and then each request's headers, may take to arrive,
+    /// counted from the moment the connection is ready for them (so it also closes idle
+    /// keep-alive connections).
+    pub header_timeout_secs: u32,
+    /// A connection that moves no byte either way for this long is closed (bodies being
+    /// transferred, WebSockets).
+    pub idle_timeout_secs: u32,
+    /// Connections served at once; more wait in the kernel's queue.
+    pub max_connections: u32,
+    /// A plain-HTTP port on the listen address that answers every request with a redirect
+    /// to https (or the second socket systemd passes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_port: Option<Port>,
+}
+
+impl Default for Front {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: ListenAddr(std::net::SocketAddr::from(([0, 0, 0, 0], 8443))),
+            upstream_port: None,
+            cert: None,
+            key: None,
+            state_dir: SystemPath(PathBuf::from("/var/lib/redwarden-front")),
+            client_ca: None,
+            client_cert: ClientCert::Off,
+            // Node-RED Dashboard 1 and 2.
+            client_cert_exempt: ["/ui", "/dashboard"]
+                .into_iter()
+                .map(|p| UrlPrefix(p.into()))
+                .collect(),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 120,
+            // Each open TLS connection costs some tens of KiB; 1024 fit a 512 MB board.
+            max_connections: 1024,
+            redirect_port: None,
+        }
+    }
+}
+
+impl Front {
+    /// The port Node-RED serves on behind the front door.
+    pub fn upstream_port(&self, nodered: &NodeRed) -> Port {
+        self.upstream_port.unwrap_or(nodered.port)
+    }
+
+    /// What is wrong with this table beyond single values: the key and the message.
+    fn check(&self) -> Option<(&'static str, String)> {
+        for (key, value) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("max_connections", self.max_connections),
+        ] {
+            if value == 0 {
+                return Some((key, format!("front.{key} must be at least 1")));
+            }
+        }
+        match (&self.cert, &self.key) {
+            (Some(_), None) => return Some(("cert", "front.cert is given without front.key: give both, or neither for a self-signed certificate".into())),
+            (None, Some(_)) => return Some(("key", "front.key is given without front.cert: give both, or neither for a self-signed certificate".into())),
+            _ => {}
+        }
+        if self.client_cert != ClientCert::Off && self.client_ca.is_none() {
+            return Some(("client_cert", "front.client_cert needs front.client_ca: the CA certificates that client certificates must be signed by".into()));
+        }
+        if self.redirect_port.map(Port::get) == Some(self.listen.0.port()) {
+            return Some((
+                "redirect_port",
+                "front.redirect_port is the TLS port: plain HTTP needs a port of its own".into(),
+            ));
+        }
+        None
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -630,6 +814,7 @@ impl Default for Config {
             nodered: NodeRed::default(),
             supervise: Supervise::default(),
             firewall: Firewall::default(),
+            front: Front::default(),
         }
     }
 }
@@ -808,6 +993,9 @@ impl Config {
                 "firewall.rate_per_source must be at least 1".into(),
             ));
         }
+        if let Some((key, message)) = config.front.check() {
+            return Err(invalid_key(text, path, "front", key, message));
+        }
         if config.version != 1 {
             return Err(invalid_at(
                 text,
@@ -858,6 +1046,39 @@ fn check_ownership(path: &Path) -> Result<(), ConfigError> {
 /// An error at the first occurrence of `needle` (the start of the file when it is absent).
 fn invalid_at(text: &str, path: &Path, needle: &str, message: String) -> ConfigError {
     let (line, column) = line_column(text, text.find(needle).unwrap_or(0));
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// An error at `key` in the `[table]` (the table header when the key is absent, the start of the
+/// file when that is absent too): a key alone is not unique, `cert` is also in `client_cert`.
+fn invalid_key(text: &str, path: &Path, table: &str, key: &str, message: String) -> ConfigError {
+    let header = format!("[{table}]");
+    let mut offset = 0;
+    let mut found = None;
+    let mut in_table = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_table = trimmed == header;
+            if in_table && found.is_none() {
+                found = Some(offset);
+            }
+        } else if in_table
+            && trimmed
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            found = Some(offset + line.len() - line.trim_start().len());
+            break;
+        }
+        offset += line.len();
+    }
+    let (line, column) = line_column(text, found.unwrap_or(0));
     ConfigError::Invalid {
         path: path.to_path_buf(),
         line,
@@ -1024,5 +1245,84 @@ mod tests {
         let again = parse(&printed).unwrap();
         assert_eq!(again.service.hardware, config.service.hardware);
         assert!(printed.contains("group = \"nodered\""), "{printed}");
+    }
+
+    #[test]
+    fn front_defaults_are_off_and_forward_to_nodered() {
+        let config = parse("[nodered]\nport = 1881\n").unwrap();
+        assert!(!config.front.enabled);
+        assert_eq!(config.front.listen.get().to_string(), "0.0.0.0:8443");
+        assert_eq!(config.front.upstream_port(&config.nodered).get(), 1881);
+        assert_eq!(config.front.client_cert, ClientCert::Off);
+        let config = parse("[front]\nenabled = true\nlisten = \"[::1]:443\"\nupstream_port = 1990\ncert = \"/etc/ssl/a.pem\"\nkey = \"/etc/ssl/a.key\"\nclient_ca = \"/etc/ssl/ca.pem\"\nclient_cert = \"admin\"\nclient_cert_exempt = [\"/api/\"]\nredirect_port = 80\n").unwrap();
+        assert_eq!(config.front.listen.get().to_string(), "[::1]:443");
+        assert_eq!(config.front.upstream_port(&config.nodered).get(), 1990);
+        assert_eq!(config.front.client_cert_exempt[0].as_str(), "/api");
+        assert_eq!(parse(&config.to_toml()).unwrap().front, config.front);
+    }
+
+    #[test]
+    fn front_errors_name_line_and_column() {
+        let cases = [
+            (
+                "[front]\nlisten = \"0.0.0.0\"\n",
+                "/etc/redwarden/redwarden.toml:2:10: `0.0.0.0` is not a listen address",
+            ),
+            (
+                "[front]\nlisten = \"0.0.0.0:0\"\n",
+                "/etc/redwarden/redwarden.toml:2:10: `0.0.0.0:0` is not a listen address",
+            ),
+            (
+                "[front]\nclient_cert = \"some\"\n",
+                "/etc/redwarden/redwarden.toml:2:15: unknown variant `some`",
+            ),
+            (
+                "[front]\nclient_cert_exempt = [\"/ui/../flows\"]\n",
+                "/etc/redwarden/redwarden.toml:2:22: `/ui/../flows` is not a URL path prefix",
+            ),
+            (
+                "[front]\ncertificate = \"/a.pem\"\n",
+                "/etc/redwarden/redwarden.toml:2:1: unknown field `certificate`",
+            ),
+            (
+                "[front]\nclient_ca = \"/ca.pem\"\nclient_cert = \"all\"\ncert = \"/a.pem\"\n",
+                "/etc/redwarden/redwarden.toml:4:1: front.cert is given without front.key",
+            ),
+            (
+                "[front]\nkey = \"/a.key\"\n",
+                "/etc/redwarden/redwarden.toml:2:1: front.key is given without front.cert",
+            ),
+            (
+                "[nodered]\nport = 1\n[front]\n  client_cert = \"admin\"\n",
+                "/etc/redwarden/redwarden.toml:4:3: front.client_cert needs front.client_ca",
+            ),
+            (
+                "[front]\nlisten = \"0.0.0.0:8080\"\nredirect_port = 8080\n",
+                "/etc/redwarden/redwarden.toml:3:1: front.redirect_port is the TLS port",
+            ),
+            (
+                "[supervise]\nmax_connections = 1\n[front]\nmax_connections = 0\n",
+                "/etc/redwarden/redwarden.toml:2:1: unknown field `max_connections`",
+            ),
+            (
+                "[front]\nheader_timeout_secs = 0\n",
+                "/etc/redwarden/redwarden.toml:2:1: front.header_timeout_secs must be at least 1",
+            ),
+            (
+                "[front]\nidle_timeout_secs = 0\n",
+                "/etc/redwarden/redwarden.toml:2:1: front.idle_timeout_secs must be at least 1",
+            ),
+            (
+                "[service]\nuser = \"x\"\n\n[front]\nmax_connections = 0\n",
+                "/etc/redwarden/redwarden.toml:5:1: front.max_connections must be at least 1",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.starts_with(expected),
+                "for {text:?}:\n got {err}\nwant {expected}"
+            );
+        }
     }
 }
