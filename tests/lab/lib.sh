@@ -285,6 +285,20 @@ rw_status_json() { in_ct runuser -u nobody -- redwarden status --json >"$LAB_RUN
 json_get() {
     python3 -c 'import json, sys; v = json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$1" "$2"
 }
+# rw_wait_findings SECS: the findings count of the running supervisor's background audit, once
+# it has reached `redwarden status` (the audit runs after Node-RED serves; a killed supervisor's
+# status file, with its count, outlives it); empty after SECS without.
+rw_wait_findings() {
+    local findings="" deadline=$((SECONDS + $1))
+    while ((SECONDS < deadline)); do
+        if rw_status_json && [[ "$(json_get "$LAB_RUN/status.json" supervisor_pid 2>/dev/null)" == "$(rw_main_pid)" ]]; then
+            findings=$(json_get "$LAB_RUN/status.json" findings 2>/dev/null)
+            [[ -n "$findings" ]] && break
+        fi
+        sleep 1
+    done
+    printf '%s\n' "$findings"
+}
 # rw_phase: the supervisor's phase as `redwarden status --json` says, or `none`.
 rw_phase() {
     if rw_status_json; then json_get "$LAB_RUN/status.json" phase 2>/dev/null || echo none; else echo none; fi

@@ -13,10 +13,12 @@ nodered_uid=$(awk -F: '$1 == "nodered" { print $3 }' "$LAB_ROOT/etc/passwd")
 [[ -n "$nodered_uid" ]] || fail "no nodered user in the container"
 
 # exactly_one_nodered WHAT: one Node-RED process in the container, the child of the unit's
-# main process, and nothing else in the unit's cgroup. Prints its host pid.
+# main process, and nothing else in the unit's cgroup once the supervisor's background audit
+# (node evaluating settings.js, for a while after each start) has ended. Prints its host pid.
 exactly_one_nodered() {
     local -a pids
     local main sup cg procs
+    [[ -n "$(rw_wait_findings "$(lab_slow 30)")" ]] || fail "$1: the supervisor's audit never finished: $(cat "$LAB_RUN/status.json")"
     mapfile -t pids < <(ct_procs nodered | awk '{ print $1 }')
     [[ ${#pids[@]} -eq 1 ]] || fail "$1: ${#pids[@]} Node-RED processes in the container, want 1: $(ct_procs nodered | tr '\n' ';')"
     main=$(rw_main_pid)
@@ -54,14 +56,7 @@ for k in ("uptime_secs", "rss_bytes", "started_at", "updated_at", "restarts"):
 if bad:
     print("; ".join(bad), file=sys.stderr); sys.exit(1)
 EOF
-# The audit runs in the background once Node-RED serves; its count reaches the file with the
-# next status write (one probe interval).
-findings=""
-for _ in $(seq 30); do
-    rw_status_json && findings=$(python3 -c 'import json, sys; f = json.load(open(sys.argv[1])).get("findings"); print(f if isinstance(f, int) else "")' "$LAB_RUN/status.json")
-    [[ -n "$findings" ]] && break
-    sleep 1
-done
+findings=$(rw_wait_findings "$(lab_slow 30)")
 [[ -n "$findings" ]] || fail "redwarden status never reports a findings count: $(cat "$LAB_RUN/status.json")"
 note "status: 'redwarden status' as nobody and pi says serving; --json parses (supervisor $main, Node-RED $nr_ct, $findings findings)"
 
