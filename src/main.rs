@@ -46,7 +46,7 @@ struct Cli {
 enum Command {
     /// Report what is wrong; change nothing. Exits 1 when there are findings.
     Check {
-        /// Only these steps (comma list: user, perms, unit, adopt, firewall).
+        /// Only these steps (comma list: user, perms, unit, adopt, nodered, firewall, npm).
         #[arg(long, value_name = "STEPS", value_parser = parse_steps)]
         only: Option<StepList>,
     },
@@ -56,8 +56,8 @@ enum Command {
         /// copy stays), and change nothing else.
         #[arg(long, conflicts_with_all = ["only", "confirm"])]
         undo_adopt: bool,
-        /// Only these steps (comma list: user, perms, unit, adopt, firewall).
-        #[arg(long, value_name = "STEPS", value_parser = parse_steps)]
+        /// Only these steps (comma list: user, perms, unit, adopt, nodered, firewall).
+        #[arg(long, value_name = "STEPS", value_parser = parse_applied_steps)]
         only: Option<StepList>,
         /// Load the firewall, and put the previous one back after SECS seconds unless
         /// `redwarden confirm` comes first (for changes made over the network).
@@ -114,11 +114,24 @@ fn parse_steps(list: &str) -> Result<StepList, String> {
     list.split(',')
         .map(|name| {
             harden::Step::from_name(name.trim()).ok_or_else(|| {
-                format!("`{name}` is not a step (user, perms, unit, adopt, firewall)")
+                let names: Vec<&str> = harden::CHECKS.iter().map(|s| s.name()).collect();
+                format!("`{name}` is not a step ({})", names.join(", "))
             })
         })
         .collect::<Result<_, _>>()
         .map(StepList)
+}
+
+/// Steps for apply: the checks that change nothing are not among them.
+fn parse_applied_steps(list: &str) -> Result<StepList, String> {
+    let steps = parse_steps(list)?;
+    match steps.0.iter().find(|s| !harden::STEPS.contains(s)) {
+        Some(step) => Err(format!(
+            "`{}` changes nothing; run `redwarden check --only {0}`",
+            step.name()
+        )),
+        None => Ok(steps),
+    }
 }
 
 /// A comma list of hardware profiles; one value for clap, which reads a bare Vec as repeats.

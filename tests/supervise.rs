@@ -15,34 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NOBODY: u32 = 65534;
+mod common;
 
-/// The node-red package folder and node, or why the tier cannot run.
-fn nodered() -> Option<(PathBuf, PathBuf)> {
-    let missing = |why: String| {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the supervisor tier: {why}"
-        );
-        eprintln!("SKIP supervise: {why} (tests/run.sh installs Node-RED from npm)");
-        None
-    };
-    let Some(dir) = std::env::var_os("REDWARDEN_TEST_NODERED").map(PathBuf::from) else {
-        return missing("REDWARDEN_TEST_NODERED is not set".into());
-    };
-    if !dir.join("red.js").is_file() {
-        return missing(format!("no red.js in {}", dir.display()));
-    }
-    let node = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("node"))
-            .find(|n| n.is_file())
-    });
-    match node {
-        Some(node) => Some((dir, node)),
-        None => missing("node is not on PATH".into()),
-    }
-}
+const NOBODY: u32 = 65534;
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -134,7 +109,7 @@ impl Workspace {
     /// A userDir holding `flows` (Node-RED writes its default settings.js), and a config with
     /// `extra` lines in [supervise].
     fn new(flows: &str, extra: &str) -> Option<Self> {
-        let (install, node) = nodered()?;
+        let (install, node) = common::test_nodered("supervise")?;
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let user_dir = dir.path().join("userdir");

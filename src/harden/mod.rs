@@ -7,6 +7,7 @@ pub mod adopt;
 pub mod firewall;
 pub mod install;
 pub mod nodered;
+pub mod npm;
 pub mod perms;
 pub mod unit;
 pub mod user;
@@ -83,6 +84,8 @@ pub enum Step {
     Adopt,
     NodeRed,
     Firewall,
+    /// A check that changes nothing and asks the registry: never part of apply.
+    Npm,
 }
 
 /// Adoption comes after the unit step: it starts redwarden.service, which the unit step writes,
@@ -97,6 +100,18 @@ pub const STEPS: &[Step] = &[
     Step::Firewall,
 ];
 
+/// What `check` looks at: the steps, then the npm audit, which apply leaves out because it
+/// changes nothing and waits on the network, and apply runs at boot.
+pub const CHECKS: &[Step] = &[
+    Step::User,
+    Step::Perms,
+    Step::Unit,
+    Step::Adopt,
+    Step::NodeRed,
+    Step::Firewall,
+    Step::Npm,
+];
+
 impl Step {
     pub fn name(self) -> &'static str {
         match self {
@@ -106,6 +121,7 @@ impl Step {
             Self::Adopt => "adopt",
             Self::NodeRed => "nodered",
             Self::Firewall => "firewall",
+            Self::Npm => "npm",
         }
     }
 
@@ -127,13 +143,14 @@ impl Step {
             )?)),
             Self::NodeRed => Ok(nodered::plan(&nodered::observe(root, config)?)),
             Self::Firewall => Ok(firewall::plan(&firewall::observe(root, config)?)),
+            Self::Npm => Ok(npm::plan(&npm::observe(root, config)?)),
         }
     }
 }
 
-/// Observes and plans every step; changes nothing.
+/// Observes and plans every step, and audits the installed packages; changes nothing.
 pub fn check(root: &Root, config: &Config) -> Result<Report, crate::Error> {
-    check_steps(root, config, STEPS)
+    check_steps(root, config, CHECKS)
 }
 
 /// Observes and plans the given steps; changes nothing.
@@ -194,7 +211,7 @@ impl Options {
 
 impl Step {
     pub fn from_name(name: &str) -> Option<Self> {
-        STEPS.iter().copied().find(|s| s.name() == name)
+        CHECKS.iter().copied().find(|s| s.name() == name)
     }
 }
 

@@ -322,35 +322,48 @@ fn exists(path: &Path) -> bool {
     !matches!(fs::lstat(path), Ok(None))
 }
 
-pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
-    let accounts = crate::host::accounts::AccountDb::load(root)?;
-    // Until an installation that another unit runs (the official installer's) is adopted, its
-    // settings and flows are the ones in use.
+/// The installation whose settings, flows and nodes are in use: until an installation that
+/// another unit runs (the official installer's) is adopted, that one.
+pub(super) fn in_use(
+    root: &Root,
+    config: &Config,
+    accounts: &crate::host::accounts::AccountDb,
+) -> Result<super::install::Installation, crate::Error> {
     let configured = super::install::Installation::configured(config);
     let legacy = super::install::find_unit(root)?
         .filter(|unit| unit.enabled)
-        .and_then(|unit| super::install::Installation::from_unit(&unit, &accounts, &configured));
-    let in_use = match legacy {
+        .and_then(|unit| super::install::Installation::from_unit(&unit, accounts, &configured));
+    Ok(match legacy {
         Some(legacy) if !exists(&root.resolve(&configured.settings)?) => legacy,
-        _ => configured.clone(),
-    };
+        _ => configured,
+    })
+}
+
+/// Who evaluates JavaScript from the userDir: the service user, as Node-RED would run it (nobody
+/// while that user does not exist yet); never root. None: as we are, unprivileged already.
+pub(super) fn evaluating_user(
+    config: &Config,
+    accounts: &crate::host::accounts::AccountDb,
+) -> Option<(u32, u32)> {
+    rustix::process::geteuid().is_root().then(|| {
+        accounts
+            .user(config.service.user.as_str())
+            .map_or((65534, 65534), |e| (e.uid, e.gid))
+    })
+}
+
+pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
+    let accounts = crate::host::accounts::AccountDb::load(root)?;
+    let in_use = in_use(root, config, &accounts)?;
     // The overrides reach Node-RED only through `redwarden run`: the configured installation,
     // or one that apply adopts into it.
-    let enforceable = in_use == configured || config.nodered.adopt;
+    let enforceable =
+        in_use == super::install::Installation::configured(config) || config.nodered.adopt;
     let settings = in_use.settings.clone();
     let user_dir = in_use.user_dir.as_path();
     let binaries = super::install::find_binaries(root, config, &[user_dir]);
     let mut uninspected = Vec::new();
-    // settings.js runs as the service user, as Node-RED would run it; never as root.
-    let user = if rustix::process::geteuid().is_root() {
-        Some(
-            accounts
-                .user(config.service.user.as_str())
-                .map_or((65534, 65534), |e| (e.uid, e.gid)),
-        )
-    } else {
-        None
-    };
+    let user = evaluating_user(config, &accounts);
     let host_settings = root.resolve(&settings)?;
     // A settings file this user may not look at counts as there, and as not inspected.
     let (settings_exists, readable) = match fs::lstat(&host_settings) {
@@ -585,21 +598,26 @@ pub fn settings_findings(d: &Described, flows: Option<&Flows>, path: &Path) -> V
     let mut add = |id: &'static str, severity: Severity, message: String| {
         out.push(Finding::new(id, severity, message, false).at(path));
     };
+    // httpAdminRoot: false leaves out the editor and the whole admin API, and with them the
+    // logins and everything only that API exposes.
+    let admin_api = !is_false(d, "httpAdminRoot");
     let admin = text(d, "adminAuth").unwrap_or("absent");
-    if admin == "absent" || admin == "null" || admin == "boolean" {
+    if admin_api && (admin == "absent" || admin == "null" || admin == "boolean") {
         add("nodered.admin-auth-missing", Severity::Critical, "no adminAuth: anyone who reaches the editor can deploy flows, and flows run any command. Set adminAuth with a bcrypt password (`node-red admin hash-pw`)".into());
     }
-    if text(d, "adminAuth.default") == Some("function") {
-        add("nodered.anonymous-access", Severity::Medium, "adminAuth.default is a function: what it lets visitors who have not logged in do is decided while Node-RED runs, and redwarden cannot check it; remove `default` unless it resolves to null".into());
-    } else if let Some(permissions) =
-        text(d, "adminAuth.default.permissions").filter(|p| !p.is_empty())
-    {
-        let severity = if permissions == "*" {
-            Severity::Critical
-        } else {
-            Severity::High
-        };
-        add("nodered.anonymous-access", severity, format!("adminAuth.default gives everyone `{permissions}` without a login; remove `default`"));
+    if admin_api {
+        if text(d, "adminAuth.default") == Some("function") {
+            add("nodered.anonymous-access", Severity::Medium, "adminAuth.default is a function: what it lets visitors who have not logged in do is decided while Node-RED runs, and redwarden cannot check it; remove `default` unless it resolves to null".into());
+        } else if let Some(permissions) =
+            text(d, "adminAuth.default.permissions").filter(|p| !p.is_empty())
+        {
+            let severity = if permissions == "*" {
+                Severity::Critical
+            } else {
+                Severity::High
+            };
+            add("nodered.anonymous-access", severity, format!("adminAuth.default gives everyone `{permissions}` without a login; remove `default`"));
+        }
     }
     let count = d
         .get("adminAuth.users.count")
@@ -683,10 +701,12 @@ pub fn settings_findings(d: &Described, flows: Option<&Flows>, path: &Path) -> V
     if text(d, "https") == Some("absent") && !loopback {
         add("nodered.plain-http", Severity::Critical, format!("Node-RED serves plain HTTP on {host}: logins and flows cross the network in clear text. Use https in settings.js, or uiHost 127.0.0.1 behind a TLS front door"));
     }
+    // Node-RED takes a string as the key and anything else but false as no key at all.
     match text(d, "credentialSecret") {
         Some("false") => add("nodered.credentials-unencrypted", Severity::Critical, "credentialSecret is false: credentials are stored unencrypted".into()),
-        Some("absent") => add("nodered.credential-key-beside-credentials", Severity::Medium, "no credentialSecret: the generated key sits in .config.runtime.json beside the credentials it protects; set credentialSecret from outside the userDir (an environment variable)".into()),
-        _ => {}
+        Some("empty") => add("nodered.credentials-unencrypted", Severity::Critical, "credentialSecret is the empty string, which Node-RED uses as the key: anyone can decrypt the credentials".into()),
+        Some("string" | "environment") => {}
+        _ => add("nodered.credential-key-beside-credentials", Severity::Medium, "no credentialSecret (or not a string): the generated key sits in .config.runtime.json beside the credentials it protects; set credentialSecret from outside the userDir (an environment variable)".into()),
     }
     let deny_list = d
         .get("externalModules.modules.denyList")
@@ -695,10 +715,10 @@ pub fn settings_findings(d: &Described, flows: Option<&Flows>, path: &Path) -> V
     if !is_false(d, "functionExternalModules") && deny_list == 0 {
         add("nodered.function-modules", Severity::High, "functionExternalModules is not false and no denyList is set: a Function node can load child_process and run commands".into());
     }
-    if !is_false(d, "externalModules.palette.allowInstall") {
+    if admin_api && !is_false(d, "externalModules.palette.allowInstall") {
         add("nodered.palette-install", Severity::Medium, "the editor may install nodes from npm (install scripts run as Node-RED); set externalModules.palette.allowInstall = false".into());
     }
-    if !is_false(d, "externalModules.palette.allowUpload") {
+    if admin_api && !is_false(d, "externalModules.palette.allowUpload") {
         add(
             "nodered.palette-upload",
             Severity::Medium,
@@ -706,17 +726,17 @@ pub fn settings_findings(d: &Described, flows: Option<&Flows>, path: &Path) -> V
                 .into(),
         );
     }
-    if !is_false(d, "diagnostics.enabled") {
+    if admin_api && !is_false(d, "diagnostics.enabled") {
         add("nodered.diagnostics", Severity::Low, "diagnostics are on: /diagnostics reports versions, modules and which security settings are unset".into());
     }
-    if is_true(d, "runtimeState.enabled") {
+    if admin_api && is_true(d, "runtimeState.enabled") {
         add(
             "nodered.runtime-state",
             Severity::Low,
             "runtimeState is on: POST /flows/state stops and starts flows".into(),
         );
     }
-    if is_true(d, "editorTheme.projects.enabled") {
+    if admin_api && is_true(d, "editorTheme.projects.enabled") {
         add("nodered.projects", Severity::Medium, "projects are on: git runs from the editor, SSH keys live in the userDir, and both path-traversal advisories need projects".into());
     }
     if text(d, "httpNodeCors.origin") == Some("*") {
@@ -855,7 +875,10 @@ fn enforce(observed: &Observed, plan: &mut super::Plan) {
     // secure by default means a login, unless the config says otherwise in writing.
     let settings_without_login = match &observed.evaluation {
         Some(Evaluation::Described(d)) => {
-            matches!(text(d, "adminAuth"), Some("absent" | "null" | "boolean"))
+            // No admin API (httpAdminRoot false), nothing to log in to.
+            let d = effective(d, enforcement);
+            matches!(text(&d, "adminAuth"), Some("absent" | "null" | "boolean"))
+                && !is_false(&d, "httpAdminRoot")
         }
         Some(Evaluation::Failed(_)) => false,
         // Without a settings file Node-RED writes its template, which has no login.

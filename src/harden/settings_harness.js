@@ -185,5 +185,6 @@ if (secret === undefined && unset.length > 0) {
         // Only the first load counts.
     }
 }
-put('credentialSecret', secret === false ? 'false' : fromEnvironment ? 'environment' : kind(secret));
+// Node-RED uses any string as the key, the empty one too (whose SHA-256 everyone knows).
+put('credentialSecret', secret === false ? 'false' : secret === '' ? 'empty' : fromEnvironment ? 'environment' : kind(secret));
 done();

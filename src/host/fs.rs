@@ -214,6 +214,31 @@ pub fn walk(top: &Path, mut visit: impl FnMut(&Entry)) -> Result<Vec<Unreadable>
     Ok(unreadable)
 }
 
+/// The folders (never symlinks to one) in a folder, by name; none when it does not exist.
+pub fn subdirs(dir: &Path) -> Result<Vec<(OsString, PathBuf)>, FsError> {
+    let fd = match open_dir_nofollow(CWD, dir) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR) => return Ok(Vec::new()),
+        Err(Errno::LOOP) => {
+            return Err(FsError::Symlink {
+                op: "list",
+                path: dir.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(io("list", dir)(e)),
+    };
+    let mut found = Vec::new();
+    for name in read_names(&fd).map_err(io("list", dir))? {
+        if statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+        {
+            found.push((name.clone(), dir.join(name)));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 fn read_names(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
     let dir = rustix::fs::Dir::read_from(fd)?;
     let mut names = Vec::new();
@@ -633,6 +658,12 @@ fn same_contents(parent_fd: &OwnedFd, name: &OsStr, contents: &[u8]) -> bool {
 
 /// Reads a file that must not be a symlink planted by a less privileged user.
 pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+    read_nofollow_upto(path, u64::MAX)
+}
+
+/// Like [`read_nofollow`], but reads no more than `max` bytes and one more, so that a caller
+/// that bounds what it reads from a tree others write can tell a file that is too large.
+pub fn read_nofollow_upto(path: &Path, max: u64) -> Result<Option<Vec<u8>>, FsError> {
     match openat(
         CWD,
         path,
@@ -643,6 +674,7 @@ pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
             use std::io::Read;
             let mut out = Vec::new();
             std::fs::File::from(fd)
+                .take(max.saturating_add(1))
                 .read_to_end(&mut out)
                 .map_err(|e| io("read", path)(errno_of(e)))?;
             Ok(Some(out))

@@ -258,3 +258,32 @@ pub fn mode_owner(path: &Path) -> (u32, u32, u32) {
     let meta = std::fs::symlink_metadata(path).unwrap();
     (meta.mode() & 0o7777, meta.uid(), meta.gid())
 }
+
+/// The real Node-RED the tiers that run it use: its package folder (REDWARDEN_TEST_NODERED,
+/// which tests/run.sh installs from npm) and node from PATH; None, after saying why, when the
+/// tier cannot run (never in CI).
+pub fn test_nodered(tier: &str) -> Option<(PathBuf, PathBuf)> {
+    let missing = |why: String| {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the {tier} tier: {why}"
+        );
+        eprintln!("SKIP {tier}: {why} (tests/run.sh installs Node-RED from npm)");
+        None
+    };
+    let Some(dir) = std::env::var_os("REDWARDEN_TEST_NODERED").map(PathBuf::from) else {
+        return missing("REDWARDEN_TEST_NODERED is not set".into());
+    };
+    if !dir.join("red.js").is_file() {
+        return missing(format!("no red.js in {}", dir.display()));
+    }
+    let node = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("node"))
+            .find(|n| n.is_file())
+    });
+    match node {
+        Some(node) => Some((dir, node)),
+        None => missing("node is not on PATH".into()),
+    }
+}
