@@ -2,6 +2,7 @@
 //! See DESIGN.md for the process model; `main.rs` is only the command line around this library.
 
 pub mod config;
+pub mod front;
 pub mod harden;
 pub mod host;
 pub mod report;

@@ -96,6 +96,9 @@ enum Command {
     /// backups and systemd notify/watchdog. Started as root, it applies first and then drops
     /// to the service user.
     Run,
+    /// Serve TLS on the public port and forward to Node-RED on 127.0.0.1 (the [front] table):
+    /// the front door, run as its own user, with the listening socket from systemd or its own.
+    Front,
     /// Show what `redwarden run` is doing: pid, uptime, restarts, last exit, probe, memory.
     Status,
     /// Print the effective configuration, defaults filled in.
@@ -157,7 +160,7 @@ fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => tracing::Level::ERROR,
         (false, 0) if under_journal => tracing::Level::INFO,
-        (false, 0) if matches!(cli.command, Command::Run) => tracing::Level::INFO,
+        (false, 0) if matches!(cli.command, Command::Run | Command::Front) => tracing::Level::INFO,
         (false, 0) => tracing::Level::WARN,
         (false, 1) => tracing::Level::INFO,
         (false, _) => tracing::Level::DEBUG,
@@ -406,6 +409,24 @@ fn run(cli: &Cli) -> u8 {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("redwarden: run: {e}");
+                    EXIT_FAILURE
+                }
+            };
+        }
+        Command::Front => {
+            if cli.root.is_some() {
+                eprintln!("redwarden: front serves on the running system; --root is for images");
+                return EXIT_USAGE;
+            }
+            return match redwarden::front::run(&config) {
+                Ok(()) => 0,
+                Err(e @ redwarden::front::FrontError::Disabled) => {
+                    eprintln!("redwarden: front: {e}");
+                    EXIT_CONFIG
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("redwarden: front: {e}");
                     EXIT_FAILURE
                 }
             };
