@@ -15,6 +15,8 @@
 //!                          as root (evaluation is then unprivileged and cannot write there)
 //!   `// evaluator-writes: PATH …` a userDir-relative file settings.js writes: its folder is made
 //!                          writable for the evaluating user, and the file must be owned by it
+//!   `// outlived-by: WORD`  as root, no process whose command line holds WORD may be left once
+//!                          the check has returned (settings.js runs in a pid namespace then)
 //!
 //! As root, settings.js is evaluated as the configured service user, here `rwcorpus`, which does
 //! not exist, so as nobody (65534); otherwise as the current user. The config enforces nothing
@@ -69,6 +71,7 @@ struct Case {
     modules: Vec<String>,
     must_not_exist: Vec<String>,
     evaluator_writes: Vec<String>,
+    outlived_by: Option<String>,
 }
 
 fn parse_case(name: &str, text: &str) -> Result<Case, String> {
@@ -92,6 +95,7 @@ fn parse_case(name: &str, text: &str) -> Result<Case, String> {
         "module:",
         "must-not-exist:",
         "evaluator-writes:",
+        "outlived-by:",
     ];
     if description.is_empty() || markers.iter().any(|m| description.starts_with(m)) {
         return Err("the second line does not say what the case is".into());
@@ -104,6 +108,7 @@ fn parse_case(name: &str, text: &str) -> Result<Case, String> {
         modules: Vec::new(),
         must_not_exist: Vec::new(),
         evaluator_writes: Vec::new(),
+        outlived_by: None,
     };
     for line in header.iter().skip(2) {
         let words = |rest: &str| {
@@ -124,6 +129,8 @@ fn parse_case(name: &str, text: &str) -> Result<Case, String> {
             case.must_not_exist.extend(words(rest));
         } else if let Some(rest) = line.strip_prefix("evaluator-writes:") {
             case.evaluator_writes.extend(words(rest));
+        } else if let Some(rest) = line.strip_prefix("outlived-by:") {
+            case.outlived_by = words(rest).into_iter().next();
         }
     }
     Ok(case)
@@ -189,6 +196,20 @@ fn evaluator() -> (u32, u32) {
         .find(|f| f.len() > 3 && f[0] == SERVICE_USER)
         .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
         .unwrap_or((65534, 65534))
+}
+
+/// The pids of the processes whose command line holds `word`.
+fn processes_with(word: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(word))
+        })
+        .collect()
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -410,6 +431,19 @@ fn run_case(
             ));
             if path.is_absolute() && !path.starts_with(user_dir) {
                 let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    if let Some(word) = case.outlived_by.as_deref().filter(|_| root) {
+        let left = processes_with(word);
+        if !left.is_empty() {
+            problems.push(format!(
+                "processes settings.js started outlive the check: {left:?}"
+            ));
+            for pid in left {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
             }
         }
     }

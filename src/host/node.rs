@@ -46,6 +46,11 @@ impl Drop for TempDir {
     }
 }
 
+/// Address space node may use beyond its heap limit: its code, V8's reservations and thread
+/// stacks fit in 1 GiB (Node 20 and 22 start and run Node-RED's CLI under it, seen here), while
+/// a Buffer of gigabytes fails as an exception.
+const ADDRESS_SPACE_BEYOND_HEAP_MIB: u64 = 1024;
+
 /// What a run may use.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -54,9 +59,58 @@ pub struct Limits {
     pub stdout_bytes: usize,
 }
 
+/// util-linux's unshare, which can start a program as pid 1 of a pid namespace of its own.
+const UNSHARE: &str = "/usr/bin/unshare";
+const UNSHARE_ARGS: &[&str] = &["--pid", "--fork", "--kill-child"];
+
+/// Whether [`UNSHARE`] is util-linux's and may make pid namespaces here (root, and not a
+/// busybox applet without `--kill-child`); asked once.
+fn can_unshare_pid() -> bool {
+    static ABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ABLE.get_or_init(|| {
+        Command::new(UNSHARE)
+            .args(UNSHARE_ARGS)
+            .arg("--")
+            .arg("/bin/true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// The command that starts node as `user`. Run by root for another user, node is pid 1 of a pid
+/// namespace of its own, so that when it ends the kernel kills whatever it started, a child
+/// that left its process group (setsid) too: nothing a hostile script starts outlives it as the
+/// service user outside the service's sandbox. Without util-linux's unshare, node runs as a
+/// plain child and such a child is the gap.
+fn node_command(node: &Path, user: Option<(u32, u32)>) -> Command {
+    match user {
+        Some((uid, gid)) if can_unshare_pid() => {
+            // Pid 1 ignores signals it has no handler for, its own SIGKILL too, so node runs as
+            // its child, as it would run under systemd: a script that kills itself dies.
+            let mut command = Command::new(UNSHARE);
+            command
+                .args(UNSHARE_ARGS)
+                .args(["--setuid", &uid.to_string(), "--setgid", &gid.to_string()])
+                .args(["--", "/bin/sh", "-c", "\"$0\" \"$@\"; exit $?"])
+                .arg(node);
+            command
+        }
+        Some((uid, gid)) => {
+            let mut command = Command::new(node);
+            // std clears the supplementary groups before setgid/setuid when it runs as root.
+            command.uid(uid).gid(gid);
+            command
+        }
+        None => Command::new(node),
+    }
+}
+
 /// Runs `node args…` (a script and its arguments, or a node option) as `user` (uid, gid; None:
 /// as we are) in `cwd`, with `stdin` on its standard input and an environment of PATH and HOME
-/// only.
+/// only. Its address space is bounded too: V8's heap limit does not cover Buffers.
 pub fn run(
     node: &Path,
     args: &[&std::ffi::OsStr],
@@ -65,7 +119,24 @@ pub fn run(
     stdin: &str,
     limits: Limits,
 ) -> std::io::Result<Outcome> {
-    let mut command = Command::new(node);
+    let mut command = node_command(node, user);
+    let address_space = (u64::from(limits.heap_mib) + ADDRESS_SPACE_BEYOND_HEAP_MIB) << 20;
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and calls only setrlimit(2),
+    // which is async-signal-safe; it allocates nothing and touches no lock.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        command.pre_exec(move || {
+            rustix::process::setrlimit(
+                rustix::process::Resource::As,
+                rustix::process::Rlimit {
+                    current: Some(address_space),
+                    maximum: Some(address_space),
+                },
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
     command
         .arg(format!("--max-old-space-size={}", limits.heap_mib))
         .args(args)
@@ -77,10 +148,6 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some((uid, gid)) = user {
-        // std clears the supplementary groups before setgid/setuid when it runs as root.
-        command.uid(uid).gid(gid);
-    }
     let mut child = command.spawn()?;
     if let Some(mut input) = child.stdin.take() {
         use std::io::Write;
