@@ -252,3 +252,41 @@ pub fn today() -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
 }
+
+// qemu-user, which runs the ARM test tiers, ignores RLIMIT_AS for the programs it runs, so the
+// bound is judged where the kernel applies it.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_beyond_the_heap_limit_fail_inside_node() {
+        let Some(node) = ["/usr/bin/node", "/usr/local/bin/node"]
+            .iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+        else {
+            assert!(std::env::var_os("CI").is_none(), "CI installs node");
+            eprintln!("SKIP buffers_beyond_the_heap_limit: no node installed");
+            return;
+        };
+        // 4 GiB of Buffers, outside V8's heap: fine for node without the bound.
+        let script = "const kept = []; try { for (let i = 0; i < 16; i++) kept.push(Buffer.alloc(256 << 20)); console.log('survived') } catch (e) { console.log('refused: ' + e.message) }";
+        let limits = Limits {
+            wall: Duration::from_secs(30),
+            heap_mib: 64,
+            stdout_bytes: 1024,
+        };
+        let outcome = run(
+            node,
+            &["-e".as_ref(), script.as_ref()],
+            Path::new("/"),
+            None,
+            "",
+            limits,
+        )
+        .unwrap();
+        let printed = String::from_utf8_lossy(&outcome.stdout);
+        assert!(printed.starts_with("refused: "), "{outcome:?}");
+    }
+}
