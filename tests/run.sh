@@ -18,7 +18,7 @@ started=$(date +%s)
 # (in network namespaces it creates).
 apt_packages=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck
-  util-linux iproute2 nftables)
+  util-linux iproute2 nftables openssl)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
