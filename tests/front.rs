@@ -1033,3 +1033,167 @@ fn slow_and_stalled_clients_are_cut_off() {
             .await;
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through a real Node-RED.
+
+/// Node-RED serving `flows` on a free loopback port, killed on drop.
+struct NodeRed {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for NodeRed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NodeRed {
+    /// None, after saying why, when this machine has no Node-RED for tests.
+    fn start(flows: &str) -> Option<Self> {
+        let missing = |why: String| {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the Node-RED front door tests: {why}"
+            );
+            eprintln!("SKIP: {why} (tests/run.sh installs Node-RED from npm)");
+            None
+        };
+        let Some(install) = std::env::var_os("REDWARDEN_TEST_NODERED").map(PathBuf::from) else {
+            return missing("REDWARDEN_TEST_NODERED is not set".into());
+        };
+        if !install.join("red.js").is_file() {
+            return missing(format!("no red.js in {}", install.display()));
+        }
+        let node = tool("node")?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::write(dir.path().join("flows.json"), flows).unwrap();
+        std::fs::write(
+            dir.path().join("settings.js"),
+            format!("module.exports = {{ uiHost: '127.0.0.1', uiPort: {port}, flowFile: 'flows.json', credentialSecret: false, logging: {{ console: {{ level: 'warn' }} }} }};\n"),
+        )
+        .unwrap();
+        let child = Command::new(node)
+            .arg(install.join("red.js"))
+            .arg("--settings")
+            .arg(dir.path().join("settings.js"))
+            .arg("--userDir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let nodered = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Node-RED did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(nodered)
+    }
+}
+
+/// An echo WebSocket at /ws/echo, and GET /whoami answering the X-Forwarded-For it got.
+const ECHO_FLOWS: &str = r#"[
+ {"id":"t1","type":"tab","label":"front"},
+ {"id":"l1","type":"websocket-listener","path":"/ws/echo","wholemsg":"false"},
+ {"id":"w1","type":"websocket in","z":"t1","server":"l1","client":"","wires":[["w2"]]},
+ {"id":"w2","type":"websocket out","z":"t1","server":"l1","client":"","wires":[]},
+ {"id":"h1","type":"http in","z":"t1","url":"/whoami","method":"get","wires":[["f1"]]},
+ {"id":"f1","type":"function","z":"t1","func":"msg.payload = msg.req.headers['x-forwarded-for'] + ' ' + msg.req.headers['x-forwarded-proto']; return msg;","outputs":1,"wires":[["r1"]]},
+ {"id":"r1","type":"http response","z":"t1","wires":[]}
+]"#;
+
+/// A WebSocket handshake on `stream`; the answer's head.
+async fn websocket_open(stream: &mut TlsStream<TcpStream>, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// One masked text frame, as a client must send it.
+async fn websocket_send(stream: &mut TlsStream<TcpStream>, text: &str) {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | text.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).await.unwrap();
+}
+
+/// The next text frame's payload.
+async fn websocket_receive(stream: &mut TlsStream<TcpStream>) -> String {
+    let opcode = stream.read_u8().await.unwrap() & 0x0f;
+    assert_eq!(opcode, 1, "not a text frame");
+    let len = match stream.read_u8().await.unwrap() & 0x7f {
+        126 => u64::from(stream.read_u16().await.unwrap()),
+        127 => stream.read_u64().await.unwrap(),
+        n => u64::from(n),
+    };
+    let mut payload = vec![0; len as usize];
+    stream.read_exact(&mut payload).await.unwrap();
+    String::from_utf8(payload).unwrap()
+}
+
+#[test]
+fn the_editor_its_comms_and_a_websocket_flow_work_through_the_front_door() {
+    let Some(nodered) = NodeRed::start(ECHO_FLOWS) else {
+        return;
+    };
+    runtime().block_on(async {
+        let front = Front::start(nodered.port, "");
+        let connector = client(&[front.self_signed_cert()], None);
+        let mut sender = http(&connector, front.port).await.unwrap();
+        let (status, page) = get_text(&mut sender, "/").await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("<title>Node-RED</title>"), "{page}");
+        // The flow sees the client's address, not the one the client claimed.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match get_text(&mut sender, "/whoami").await.unwrap() {
+                (StatusCode::OK, who) => {
+                    assert_eq!(who, "127.0.0.1 https");
+                    break;
+                }
+                other => assert!(
+                    Instant::now() < deadline,
+                    "the flow never served: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let mut echo = connect(&connector, front.port).await.unwrap();
+        let head = websocket_open(&mut echo, "/ws/echo").await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        for text in ["hello", "through the front door"] {
+            websocket_send(&mut echo, text).await;
+            assert_eq!(websocket_receive(&mut echo).await, text);
+        }
+
+        // The editor's own socket: subscribing brings the retained runtime state.
+        let mut comms = connect(&connector, front.port).await.unwrap();
+        let head = websocket_open(&mut comms, "/comms").await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        websocket_send(&mut comms, r#"{"subscribe":"notification/#"}"#).await;
+        let message = tokio::time::timeout(Duration::from_secs(10), websocket_receive(&mut comms))
+            .await
+            .expect("Node-RED sent nothing on /comms");
+        assert!(message.contains("runtime-state"), "{message}");
+    });
+}
