@@ -16,6 +16,8 @@ const PEER_LAN: &str = "192.168.77.2";
 const SERVER_PUBLIC: &str = "203.0.113.1";
 const PEER_PUBLIC: &str = "203.0.113.2";
 const NOBODY: u32 = 65534;
+/// A local user with no business on Node-RED's port (Debian's `daemon`).
+const DAEMON: u32 = 1;
 
 fn ready() -> bool {
     if !rustix::process::geteuid().is_root() {
@@ -265,6 +267,54 @@ fn allowed_sources_connect_refused_ones_do_not_and_other_ports_stay_open() {
     let again = lab.redwarden(&config, &["--json", "apply", "--only", "firewall"]);
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["changes"], serde_json::json!([]), "{again}");
+}
+
+#[test]
+fn behind_the_front_door_node_reds_port_is_loopback_only_and_for_its_users_only() {
+    if !ready() {
+        return;
+    }
+    let lab = Lab::new();
+    Lab::listen(&lab.server, &[1880, 8443]);
+    let config = lab.config("\n[front]\nenabled = true\nlisten = \"0.0.0.0:8443\"");
+    lab.apply(&config);
+    let peer = lab.peer.clone();
+    assert!(
+        Lab::connects(&peer, None, Some(PEER_LAN), SERVER_LAN, 8443),
+        "a LAN peer reaches the front door"
+    );
+    assert!(
+        !Lab::connects(&peer, None, Some(PEER_LAN), SERVER_LAN, 1880),
+        "but not Node-RED itself"
+    );
+    assert!(
+        !Lab::connects(&peer, None, Some(PEER_PUBLIC), SERVER_PUBLIC, 8443),
+        "a public source reaches neither"
+    );
+    let server = lab.server.clone();
+    assert!(
+        Lab::connects(&server, Some(NOBODY), None, "127.0.0.1", 1880),
+        "the service user (the supervisor's probe) reaches Node-RED over loopback"
+    );
+    assert!(
+        Lab::connects(&server, None, None, "127.0.0.1", 1880),
+        "so does root"
+    );
+    assert!(
+        !Lab::connects(&server, Some(DAEMON), None, "127.0.0.1", 1880),
+        "another local user is refused: it would go around the front door's TLS"
+    );
+    assert!(
+        !Lab::connects(&server, Some(DAEMON), None, SERVER_LAN, 1880),
+        "and on the device's own LAN address, which is loopback traffic too"
+    );
+    let out = lab.redwarden(&config, &["--json", "check", "--only", "firewall"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

@@ -19,20 +19,45 @@ pub struct Egress {
     pub allow: Vec<Destination>,
 }
 
+/// Node-RED's own port while the TLS front door faces the network: over loopback only, and
+/// only from the users with business there, so that another local user cannot go around the
+/// front door's TLS and client certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Internal {
+    pub port: u16,
+    /// root, the service user (the supervisor's probe, flows calling their own routes) and
+    /// the front door's user, those of them that exist.
+    pub uids: Vec<u32>,
+}
+
 /// The policy, as typed data; `render` turns it into nft's language.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    /// The port the network may reach: Node-RED's, or the front door's when it is on.
     pub port: u16,
     pub sources: Vec<Network>,
     pub rate_per_source: u32,
     pub egress: Option<Egress>,
+    pub internal: Option<Internal>,
 }
 
 impl Policy {
-    pub fn from_config(config: &Config, service_uid: Option<u32>) -> Self {
+    pub fn from_config(config: &Config, service_uid: Option<u32>, front_uid: Option<u32>) -> Self {
         let firewall = &config.firewall;
+        let front = &config.front;
+        let internal = front.enabled.then(|| Internal {
+            port: front.upstream_port(&config.nodered).get(),
+            uids: [Some(0), service_uid, front_uid]
+                .into_iter()
+                .flatten()
+                .collect(),
+        });
         Self {
-            port: config.nodered.port.get(),
+            port: if front.enabled {
+                front.listen.get().port()
+            } else {
+                config.nodered.port.get()
+            },
             sources: firewall.sources.clone(),
             rate_per_source: firewall.rate_per_source,
             egress: firewall
@@ -43,14 +68,17 @@ impl Policy {
                     uid,
                     allow: firewall.egress_allow.clone(),
                 }),
+            internal,
         }
     }
 
     /// Whether a new TCP connection from `source` to `port` would pass.
     pub fn admits(&self, source: IpAddr, port: u16) -> bool {
-        port != self.port
-            || source.to_canonical().is_loopback()
-            || self.sources.iter().any(|n| n.contains(source))
+        let loopback = source.to_canonical().is_loopback();
+        if self.internal.as_ref().is_some_and(|i| i.port == port) {
+            return loopback;
+        }
+        port != self.port || loopback || self.sources.iter().any(|n| n.contains(source))
     }
 
     /// The table, in nft's language.
@@ -98,6 +126,12 @@ impl Policy {
         line("\tchain input {");
         line("\t\ttype filter hook input priority filter; policy accept;");
         line(&format!("\t\ttcp dport {} jump nodered", self.port));
+        if let Some(internal) = &self.internal {
+            line(&format!(
+                "\t\ttcp dport {} iif != \"lo\" counter name \"refused\" drop",
+                internal.port
+            ));
+        }
         line("\t}");
         let rate = self.rate_per_source;
         line("\tchain nodered {");
@@ -112,11 +146,23 @@ impl Policy {
         }
         line("\t\tcounter name \"refused\" drop");
         line("\t}");
-        if let Some(egress) = &self.egress {
+        if self.internal.is_some() || self.egress.is_some() {
             line("\tchain output {");
             line("\t\ttype filter hook output priority filter; policy accept;");
-            line(&format!("\t\tmeta skuid {} jump egress", egress.uid));
+            if let Some(internal) = &self.internal {
+                let uids: Vec<String> = internal.uids.iter().map(u32::to_string).collect();
+                line(&format!(
+                    "\t\toif \"lo\" tcp dport {} ct state new meta skuid != {{ {} }} counter name \"refused\" reject with tcp reset",
+                    internal.port,
+                    uids.join(", ")
+                ));
+            }
+            if let Some(egress) = &self.egress {
+                line(&format!("\t\tmeta skuid {} jump egress", egress.uid));
+            }
             line("\t}");
+        }
+        if let Some(egress) = &self.egress {
             line("\tchain egress {");
             line("\t\toif \"lo\" accept");
             line("\t\tct state established,related accept");
@@ -169,7 +215,7 @@ pub fn ssh_session(ssh_connection: Option<&str>) -> Option<(IpAddr, u16)> {
 
 /// Refuses a policy that would cut the management session or close the SSH port.
 pub fn lockout(policy: &Policy, ssh_port: u16, session: Option<(IpAddr, u16)>) -> Option<String> {
-    if policy.port == ssh_port {
+    if policy.port == ssh_port || policy.internal.as_ref().is_some_and(|i| i.port == ssh_port) {
         return Some(format!("the policy filters port {ssh_port}, the SSH port"));
     }
     let (client, port) = session?;
@@ -223,8 +269,12 @@ fn read_live(policy: &Policy, enabled: bool) -> Result<Option<Live>, NftError> {
 
 pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
     let accounts = crate::host::accounts::AccountDb::load(root)?;
-    let uid = accounts.user(config.service.user.as_str()).map(|e| e.uid);
-    let policy = Policy::from_config(config, uid);
+    let uid_of = |name: &str| accounts.user(name).map(|e| e.uid);
+    let policy = Policy::from_config(
+        config,
+        uid_of(config.service.user.as_str()),
+        uid_of(crate::host::FRONT_USER),
+    );
     let state = if root.is_live() {
         match read_live(&policy, config.firewall.enabled) {
             Ok(live) => State::Read(live),
@@ -350,7 +400,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        Policy::from_config(&Config::default(), Some(995))
+        Policy::from_config(&Config::default(), Some(995), None)
     }
 
     #[test]
@@ -388,7 +438,7 @@ mod tests {
             .iter()
             .map(|d| Destination::try_from(d.to_string()).unwrap())
             .collect();
-        let text = Policy::from_config(&config, Some(995)).render();
+        let text = Policy::from_config(&config, Some(995), None).render();
         for line in [
             "meta skuid 995 jump egress",
             "meta l4proto { tcp, udp } th dport 53 accept",
@@ -401,9 +451,30 @@ mod tests {
             assert!(text.contains(line), "no {line:?} in\n{text}");
         }
         // Without the user there is no uid to match: no egress chain rather than a wrong one.
-        assert!(!Policy::from_config(&config, None)
+        assert!(!Policy::from_config(&config, None, None)
             .render()
             .contains("skuid"));
+    }
+
+    #[test]
+    fn behind_the_front_door_the_network_meets_its_port_and_node_red_only_loopback() {
+        let mut config = Config::default();
+        config.front.enabled = true;
+        let policy = Policy::from_config(&config, Some(995), Some(994));
+        let text = policy.render();
+        for line in [
+            "tcp dport 8443 jump nodered",
+            "tcp dport 1880 iif != \"lo\" counter name \"refused\" drop",
+            "oif \"lo\" tcp dport 1880 ct state new meta skuid != { 0, 995, 994 } counter name \"refused\" reject with tcp reset",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        let lan = "192.168.1.20".parse().unwrap();
+        assert!(policy.admits(lan, 8443));
+        assert!(!policy.admits(lan, 1880));
+        assert!(policy.admits("::1".parse().unwrap(), 1880));
+        // An SSH session to Node-RED's port would be cut now.
+        assert!(lockout(&policy, 22, Some((lan, 1880))).is_some());
     }
 
     #[test]

@@ -11,6 +11,10 @@ pub mod systemd;
 
 pub use root::Root;
 
+/// The system user the TLS front door runs as: not the service user, because Node-RED runs
+/// whatever its flows contain and must not reach the front door's key.
+pub const FRONT_USER: &str = "redwarden-front";
+
 /// Real system paths, in one place. They are always joined onto a [`Root`].
 pub mod paths {
     pub const CONFIG: &str = "/etc/redwarden/redwarden.toml";
