@@ -317,6 +317,18 @@ pub struct Login {
     pub hash: String,
 }
 
+/// `[nodered.enforce]`, and behind the TLS front door Node-RED on loopback only: the front
+/// door is its one way in (the firewall refuses its port from outside too).
+fn enforced_settings(config: &Config) -> BTreeMap<String, Value> {
+    let mut enforce = config.nodered.enforce.clone();
+    if config.front.enabled {
+        enforce
+            .entry("uiHost".into())
+            .or_insert_with(|| "127.0.0.1".into());
+    }
+    enforce
+}
+
 /// Whether a path exists, a path this user may not look at included.
 fn exists(path: &Path) -> bool {
     !matches!(fs::lstat(path), Ok(None))
@@ -454,7 +466,7 @@ pub fn observe(root: &Root, config: &Config) -> Result<Observed, crate::Error> {
         );
     }
     let enforcement = Enforcement {
-        enforce: config.nodered.enforce.clone(),
+        enforce: enforced_settings(config),
         allow_no_login: config.nodered.allow_no_login,
         logins,
         generated_password: exists(&root.resolve(Path::new(paths::GENERATED_PASSWORD))?),
@@ -1136,6 +1148,24 @@ mod tests {
             ids.contains(&"nodered.weak-hash"),
             "cost 4 is weak: {ids:?}"
         );
+    }
+
+    #[test]
+    fn behind_the_front_door_node_red_listens_on_loopback() {
+        let mut config = Config::default();
+        assert_eq!(enforced_settings(&config).get("uiHost"), None);
+        config.front.enabled = true;
+        assert_eq!(enforced_settings(&config)["uiHost"], "127.0.0.1");
+        let described = described(&[("uiHost", Value::String("0.0.0.0".into()))]);
+        let enforcement = Enforcement {
+            enforce: enforced_settings(&config),
+            ..enforcement()
+        };
+        let seen = effective(&described, &enforcement);
+        assert_eq!(seen["uiHost"], "127.0.0.1");
+        assert!(!settings_findings(&seen, None, Path::new("/s.js"))
+            .iter()
+            .any(|f| f.id == "nodered.plain-http"));
     }
 
     #[test]
