@@ -210,6 +210,9 @@ impl Drop for Front {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("the front door's log:\n{}", self.log_text());
+        }
     }
 }
 
@@ -279,12 +282,13 @@ impl Front {
             Some(activate) => {
                 let port = free_port();
                 let mut command = Command::new(activate);
-                command.args([
-                    "-l",
-                    &format!("127.0.0.1:{port}"),
-                    "--",
-                    env!("CARGO_BIN_EXE_redwarden"),
-                ]);
+                command.args(["-l", &format!("127.0.0.1:{port}")]);
+                // It passes on no environment but what it is told: under qemu-user (binfmt),
+                // the ARM binary needs its loader's prefix.
+                if std::env::var_os("QEMU_LD_PREFIX").is_some() {
+                    command.arg("--setenv=QEMU_LD_PREFIX");
+                }
+                command.args(["--", env!("CARGO_BIN_EXE_redwarden")]);
                 (command, port)
             }
             None => (Command::new(env!("CARGO_BIN_EXE_redwarden")), listen_port),
@@ -452,6 +456,11 @@ fn status_field(pid: u32, field: &str) -> u64 {
 
 #[test]
 fn fifty_megabytes_each_way_arrive_byte_exact_and_are_not_buffered() {
+    const SIZE: u64 = 50 << 20;
+    // Made before connecting: under qemu-user this takes longer than the front door keeps an
+    // idle keep-alive connection open (header_timeout_secs).
+    let upload = Bytes::from(pattern(0, SIZE as usize));
+    let expected = digest_of_pattern(SIZE);
     runtime().block_on(async {
         let (up, count) = upstream().await;
         let front = Front::start(up, "");
@@ -462,7 +471,6 @@ fn fifty_megabytes_each_way_arrive_byte_exact_and_are_not_buffered() {
         assert_eq!(text, format!("xff=127.0.0.1 proto=https host=localhost connection="), "the client's X-Forwarded-For must not reach Node-RED");
         let rss_before = status_field(front.pid(), "VmRSS:");
 
-        const SIZE: u64 = 50 << 20;
         let (status, mut body) = request(&mut sender, "GET", &format!("/bytes/{SIZE}"), Bytes::new()).await.unwrap();
         assert_eq!(status, StatusCode::OK);
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -474,11 +482,9 @@ fn fifty_megabytes_each_way_arrive_byte_exact_and_are_not_buffered() {
                 ctx.update(data);
             }
         }
-        let expected = digest_of_pattern(SIZE);
         assert_eq!((len, hex(ctx.finish().as_ref())), (SIZE, expected.clone()), "download");
 
         // The same connection, kept alive, carries the upload.
-        let upload = Bytes::from(pattern(0, SIZE as usize));
         let (status, body) = request(&mut sender, "POST", "/sha", upload).await.unwrap();
         assert_eq!(status, StatusCode::OK);
         let answer = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
@@ -964,17 +970,18 @@ fn client_certificates_guard_the_admin_paths_or_everything() {
     });
 }
 
-/// Reads until the peer closes; how long that took, or None if it stayed open for `limit`.
+/// Reads until the peer closes; how long after `since` that was, or None if it stayed open for
+/// `limit`.
 async fn closed_within(
     stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    since: Instant,
     limit: Duration,
 ) -> Option<Duration> {
-    let started = Instant::now();
     let mut buf = [0u8; 1024];
     tokio::time::timeout(limit, async {
         loop {
             match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(0) | Err(_) => return since.elapsed(),
                 Ok(_) => {}
             }
         }
@@ -990,11 +997,15 @@ fn slow_and_stalled_clients_are_cut_off() {
         let front = Front::start(up, "header_timeout_secs = 1\nidle_timeout_secs = 2");
         let connector = client(&[front.self_signed_cert()], None);
 
+        // Each connection's clock starts no later than the front door's does: before it could
+        // see the connection, the end of the handshake, or the last byte.
         // No handshake at all.
+        let silent_since = Instant::now();
         let mut silent = TcpStream::connect(("127.0.0.1", front.port)).await.unwrap();
         let silent_addr = silent.local_addr().unwrap();
         // Headers that never end.
         let mut slow = connect(&connector, front.port).await.unwrap();
+        let slow_since = Instant::now();
         slow.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n")
             .await
             .unwrap();
@@ -1009,11 +1020,12 @@ fn slow_and_stalled_clients_are_cut_off() {
             .await
             .unwrap();
         stalled.flush().await.unwrap();
+        let stalled_since = Instant::now();
 
         let (silent, slow, stalled) = tokio::join!(
-            closed_within(&mut silent, Duration::from_secs(8)),
-            closed_within(&mut slow, Duration::from_secs(8)),
-            closed_within(&mut stalled, Duration::from_secs(8)),
+            closed_within(&mut silent, silent_since, Duration::from_secs(8)),
+            closed_within(&mut slow, slow_since, Duration::from_secs(8)),
+            closed_within(&mut stalled, stalled_since, Duration::from_secs(8)),
         );
         let silent = silent.expect("a client that never starts TLS is cut off");
         let slow = slow.expect("a client that never finishes its headers is cut off");
