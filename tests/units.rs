@@ -131,3 +131,56 @@ fn the_stock_installer_unit_scores_unsafe_and_the_drop_in_fixes_it() {
     );
     assert!(after <= 10, "with the drop-in: {after}\n{report}");
 }
+
+#[test]
+fn the_front_door_scores_like_node_red_and_its_socket_verifies() {
+    if !systemd_analyze() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("redwarden.toml");
+    std::fs::write(
+        &config,
+        "[front]\nenabled = true\nlisten = \"[::]:443\"\nredirect_port = 80\n",
+    )
+    .unwrap();
+    let written = dir.path().join("units");
+    render(&[
+        "--config",
+        config.to_str().unwrap(),
+        "unit",
+        "--write",
+        written.to_str().unwrap(),
+    ]);
+    let service = std::fs::read_to_string(written.join("redwarden-front.service"))
+        .unwrap()
+        .replace(
+            "ExecStart=/usr/bin/redwarden front",
+            &format!("ExecStart={} front", env!("CARGO_BIN_EXE_redwarden")),
+        );
+    assert!(service.contains("\nUser=redwarden-front\n"), "{service}");
+    let (exposure, report) = score(dir.path(), "redwarden-front.service", &service);
+    println!(
+        "redwarden-front.service: {:.1} (target <= 1.0)",
+        exposure as f64 / 10.0
+    );
+    assert!(exposure <= 10, "{exposure}\n{report}");
+    let socket = std::fs::read_to_string(written.join("redwarden-front.socket")).unwrap();
+    // The TLS socket first, the redirect second: the order `redwarden front` takes them in.
+    assert!(
+        socket.contains("ListenStream=[::]:443\nListenStream=[::]:80\n"),
+        "{socket}"
+    );
+    std::fs::write(dir.path().join("redwarden-front.socket"), &socket).unwrap();
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("redwarden-front.socket"))
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    let relevant: Vec<&str> = complaints
+        .lines()
+        .filter(|l| l.contains("redwarden-front"))
+        .collect();
+    assert!(relevant.is_empty(), "systemd-analyze verify: {relevant:?}");
+}

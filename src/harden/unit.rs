@@ -91,6 +91,40 @@ pub struct Paths {
     pub settings: PathBuf,
 }
 
+/// The kernel, process and syscall walls every long-running service of redwarden's gets: the
+/// Node-RED unit and the front door's.
+fn walls() -> Vec<Directive> {
+    vec![
+        d("PrivateTmp", "yes"),
+        // PrivateTmp's /var/tmp lives on disk: a flow could fill the SD card through it.
+        // Nothing in Node-RED, npm or the front door uses it (os.tmpdir() is /tmp): hidden.
+        d("InaccessiblePaths", "-/var/tmp"),
+        d("ProtectKernelTunables", "yes"),
+        d("ProtectKernelModules", "yes"),
+        d("ProtectKernelLogs", "yes"),
+        d("ProtectControlGroups", "yes"),
+        d("ProtectClock", "yes"),
+        d("ProtectHostname", "yes"),
+        d("ProtectProc", "invisible"),
+        d("ProcSubset", "pid"),
+        d("RestrictNamespaces", "yes"),
+        d("RestrictRealtime", "yes"),
+        d("RestrictSUIDSGID", "yes"),
+        d("LockPersonality", "yes"),
+        d("RemoveIPC", "yes"),
+        d("KeyringMode", "private"),
+        d("PrivateMounts", "yes"),
+        d("SystemCallArchitectures", "native"),
+        d("SystemCallFilter", "@system-service"),
+        d("SystemCallFilter", SYSCALL_DENY),
+        // V8 on 32-bit ARM flushes its code cache with the ARM-private cacheflush syscall
+        // (systemd#17197). Other architectures have no such call and systemd skips the
+        // name, so one rendering serves every board.
+        d("SystemCallFilter", "cacheflush"),
+        d("SystemCallErrorNumber", "EPERM"),
+    ]
+}
+
 /// Everything the sandbox depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
@@ -189,34 +223,8 @@ impl Sandbox {
                 "ReadOnlyPaths",
                 format!("-{}", self.paths.settings.display()),
             ),
-            d("PrivateTmp", "yes"),
-            // PrivateTmp's /var/tmp lives on disk: a flow could fill the SD card through it.
-            // Nothing in Node-RED or npm uses it (os.tmpdir() is /tmp), so it is hidden.
-            d("InaccessiblePaths", "-/var/tmp"),
-            d("ProtectKernelTunables", "yes"),
-            d("ProtectKernelModules", "yes"),
-            d("ProtectKernelLogs", "yes"),
-            d("ProtectControlGroups", "yes"),
-            d("ProtectClock", "yes"),
-            d("ProtectHostname", "yes"),
-            d("ProtectProc", "invisible"),
-            d("ProcSubset", "pid"),
-            d("RestrictNamespaces", "yes"),
-            d("RestrictRealtime", "yes"),
-            d("RestrictSUIDSGID", "yes"),
-            d("LockPersonality", "yes"),
-            d("RemoveIPC", "yes"),
-            d("KeyringMode", "private"),
-            d("PrivateMounts", "yes"),
-            d("SystemCallArchitectures", "native"),
-            d("SystemCallFilter", "@system-service"),
-            d("SystemCallFilter", SYSCALL_DENY),
-            // V8 on 32-bit ARM flushes its code cache with the ARM-private cacheflush syscall
-            // (systemd#17197). Other architectures have no such call and systemd skips the
-            // name, so one rendering serves every board.
-            d("SystemCallFilter", "cacheflush"),
-            d("SystemCallErrorNumber", "EPERM"),
         ]);
+        out.extend(walls());
         let mut families = vec!["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"];
         for hardware in &self.hardware {
             families.extend(address_families(*hardware));
@@ -342,6 +350,98 @@ impl Service {
     }
 }
 
+pub const FRONT_SERVICE: &str = "redwarden-front.service";
+pub const FRONT_SOCKET: &str = "redwarden-front.socket";
+
+/// The front door's socket: systemd binds the public port (443 needs no capability then) and
+/// passes it, the TLS one first and the plain-HTTP redirect second, as `redwarden front` reads
+/// them.
+fn front_socket(front: &crate::config::Front) -> UnitFile {
+    let listen = front.listen.get();
+    let mut socket = vec![d("ListenStream", listen.to_string())];
+    if let Some(port) = front.redirect_port {
+        let redirect = std::net::SocketAddr::new(listen.ip(), port.get());
+        socket.push(d("ListenStream", redirect.to_string()));
+    }
+    socket.extend([d("NoDelay", "yes"), d("Service", FRONT_SERVICE)]);
+    UnitFile {
+        header: vec![GENERATED.into()],
+        sections: vec![
+            (
+                "Unit",
+                vec![d(
+                    "Description",
+                    "The network's way to Node-RED, over TLS (redwarden)",
+                )],
+            ),
+            ("Socket", socket),
+            ("Install", vec![d("WantedBy", "sockets.target")]),
+        ],
+    }
+}
+
+/// The front door's service: `redwarden front` as its own user, which alone may read the TLS
+/// key, in a sandbox at least as tight as Node-RED's. It needs no capability (the socket is
+/// passed), no device, and no writable place but its state folder (the self-signed
+/// certificate); being Rust, it writes no executable memory.
+fn front_service(config: &Config, redwarden_bin: &Path) -> UnitFile {
+    let front = &config.front;
+    let user = crate::host::FRONT_USER;
+    let mut service = vec![
+        d("Type", "simple"),
+        d("User", user),
+        d("Group", user),
+        d("ExecStart", format!("{} front", redwarden_bin.display())),
+        d("Restart", "on-failure"),
+        d("RestartSec", "2"),
+        // 78: a bad configuration, which a restart only repeats.
+        d("RestartPreventExitStatus", "78"),
+        d("SyslogIdentifier", "redwarden-front"),
+        d("UMask", "0077"),
+        d("NoNewPrivileges", "yes"),
+        d("CapabilityBoundingSet", ""),
+        d("AmbientCapabilities", ""),
+        d("ProtectSystem", "strict"),
+        d("ProtectHome", "yes"),
+    ];
+    let state = front.state_dir.as_path();
+    match state.strip_prefix("/var/lib") {
+        Ok(name) if !name.as_os_str().is_empty() => service.extend([
+            d("StateDirectory", name.display().to_string()),
+            d("StateDirectoryMode", "0700"),
+        ]),
+        _ => service.push(d("ReadWritePaths", state.display().to_string())),
+    }
+    service.extend(walls());
+    service.extend([
+        d("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+        d("PrivateUsers", "yes"),
+        d("PrivateDevices", "yes"),
+        d("MemoryDenyWriteExecute", "yes"),
+        // Who may talk to it is the firewall's sources, and it talks to Node-RED on loopback.
+        // (Connections accepted on a socket systemd passes belong to the socket's cgroup; this
+        // binds the front door's own sockets when it listens by itself.)
+        d("IPAddressDeny", "any"),
+    ]);
+    let mut allow = vec!["localhost".to_string()];
+    allow.extend(config.firewall.sources.iter().map(ToString::to_string));
+    service.push(d("IPAddressAllow", allow.join(" ")));
+    UnitFile {
+        header: vec![GENERATED.into()],
+        sections: vec![
+            (
+                "Unit",
+                vec![
+                    d("Description", "TLS front door for Node-RED (redwarden)"),
+                    d("Requires", FRONT_SOCKET),
+                    d("After", format!("{FRONT_SOCKET} redwarden-apply.service")),
+                ],
+            ),
+            ("Service", service),
+        ],
+    }
+}
+
 /// The drop-in for the official installer's nodered.service: the same sandbox around the unit
 /// the installer keeps (User=pi, userDir /home/pi/.node-red).
 pub fn drop_in(sandbox: &Sandbox) -> UnitFile {
@@ -461,6 +561,16 @@ pub fn generated(
         };
         files.push((install_path(UNIT_NAME), service.unit().render()));
     }
+    if config.front.enabled {
+        files.push((
+            install_path(FRONT_SOCKET),
+            front_socket(&config.front).render(),
+        ));
+        files.push((
+            install_path(FRONT_SERVICE),
+            front_service(config, redwarden_bin).render(),
+        ));
+    }
     files.push((install_path(APPLY_UNIT), apply_unit(redwarden_bin).render()));
     let mut watched = vec![
         PathBuf::from(crate::host::paths::CONFIG),
@@ -468,6 +578,9 @@ pub fn generated(
         configured.settings.clone(),
         install_path(UNIT_NAME),
     ];
+    if config.front.enabled {
+        watched.extend([install_path(FRONT_SOCKET), install_path(FRONT_SERVICE)]);
+    }
     if let Some(legacy) = legacy {
         watched.extend([legacy.user_dir.clone(), legacy.settings.clone()]);
         watched.extend(legacy.unit.clone());
@@ -601,6 +714,9 @@ fn wanted(observed: &Observed) -> Vec<(&'static str, &'static str)> {
     if !legacy_runs && observed.binaries.nodered.is_some() {
         units.push((UNIT_NAME, "multi-user.target"));
     }
+    if observed.config.front.enabled {
+        units.push((FRONT_SOCKET, "sockets.target"));
+    }
     units
 }
 
@@ -650,7 +766,7 @@ pub fn plan(observed: &Observed) -> super::Plan {
     use crate::report::{Finding, Severity};
     let mut plan = super::Plan::default();
     let mut changed = false;
-    let mut restart = false;
+    let mut restart = Vec::new();
     let files = generated(
         &observed.config,
         &observed.binaries,
@@ -678,7 +794,12 @@ pub fn plan(observed: &Observed) -> super::Plan {
         plan.findings.push(finding.at(path.clone()));
         // A running Node-RED keeps its old sandbox until restarted; the installer's unit, kept
         // with a drop-in, gets it at its next start (adoption usually replaces it first).
-        restart |= current.is_some() && path == install_path(UNIT_NAME);
+        if current.is_some() && path == install_path(UNIT_NAME) {
+            restart.push(UNIT_NAME);
+        }
+        if current.is_some() && path == install_path(FRONT_SERVICE) {
+            restart.push(FRONT_SERVICE);
+        }
         plan.actions
             .push(super::Action::Unit(UnitChange::Write { path, contents }));
         changed = true;
@@ -702,7 +823,7 @@ pub fn plan(observed: &Observed) -> super::Plan {
         changed = true;
         // Units that start at boot start now too, on a running system; the apply unit is
         // already running when this is part of it, and the timer and path start themselves.
-        if unit == UNIT_NAME || unit == DRIFT_PATH || unit == DRIFT_TIMER {
+        if [UNIT_NAME, DRIFT_PATH, DRIFT_TIMER, FRONT_SOCKET].contains(&unit) {
             start.push(unit);
         }
     }
@@ -713,9 +834,9 @@ pub fn plan(observed: &Observed) -> super::Plan {
             plan.actions
                 .push(super::Action::Unit(UnitChange::Start { unit }));
         }
-        if restart {
+        for unit in restart {
             plan.actions
-                .push(super::Action::Unit(UnitChange::Restart { unit: UNIT_NAME }));
+                .push(super::Action::Unit(UnitChange::Restart { unit }));
         }
     }
     plan

@@ -330,7 +330,61 @@ pub fn plan(config: &Config, observed: &Observed) -> Plan {
     };
     plan_service_user(config, observed, &mut plan);
     plan_unit_user(config, observed, &mut plan);
+    plan_front_user(config, observed, &mut plan);
     plan
+}
+
+/// The TLS front door's own system user, while the front door is on: it alone reads the key,
+/// and Node-RED's user can neither signal nor trace it.
+fn plan_front_user(config: &Config, observed: &Observed, plan: &mut Plan) {
+    let name = crate::host::FRONT_USER;
+    let accounts = &observed.accounts;
+    if !config.front.enabled || accounts.user(name).is_some() {
+        return;
+    }
+    let finding = |fixable| {
+        Finding::new(
+            "user.front-missing",
+            Severity::High,
+            format!("the TLS front door's user {name} does not exist"),
+            fixable,
+        )
+    };
+    // Free ids are read from the accounts as they are: while the service account is still to be
+    // made in this pass, this one waits for apply's next pass, so the two never share an id.
+    let creating = plan.actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Account(AccountChange::CreateUser { .. } | AccountChange::CreateGroup { .. })
+        )
+    });
+    if creating {
+        plan.findings.push(finding(true));
+        return;
+    }
+    let existing = accounts.group.by_name(name).map(|g| g.gid);
+    let gid = existing.or_else(|| accounts.free_system_id(None, accounts.ranges.sys_gid));
+    let uid = gid.and_then(|gid| accounts.free_system_id(Some(gid), accounts.ranges.sys_uid));
+    let (Some(gid), Some(uid)) = (gid, uid) else {
+        plan.findings.push(finding(false));
+        return;
+    };
+    plan.findings.push(finding(true));
+    if existing.is_none() {
+        plan.actions
+            .push(Action::Account(AccountChange::CreateGroup {
+                name: name.to_string(),
+                gid,
+            }));
+    }
+    plan.actions
+        .push(Action::Account(AccountChange::CreateUser {
+            name: name.to_string(),
+            uid,
+            gid,
+            home: config.front.state_dir.as_path().to_path_buf(),
+            shell: observed.nologin_shell.clone(),
+        }));
 }
 
 fn is_privileged(group: &GroupEntry, sudoers: Option<&Sudoers>) -> bool {
@@ -750,6 +804,43 @@ mod tests {
                     uid: 999,
                     gid: 999,
                     home: PathBuf::from("/var/lib/node-red"),
+                    shell: "/usr/sbin/nologin".into(),
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_front_door_gets_its_own_user_after_the_service_user() {
+        let mut config = Config::default();
+        config.front.enabled = true;
+        // Both missing: the service account first; the front door's waits for the next pass.
+        let first = plan(&config, &observed(PASSWD, GROUP, "", ""));
+        assert_eq!(
+            ids(&first),
+            vec!["user.group-missing", "user.missing", "user.front-missing"]
+        );
+        assert_eq!(first.actions.len(), 2, "{:?}", first.actions);
+        let passwd =
+            format!("{PASSWD}nodered:x:999:999:Node-RED:/var/lib/node-red:/usr/sbin/nologin\n");
+        let group = format!("{GROUP}nodered:x:999:\n");
+        let second = plan(
+            &config,
+            &observed(&passwd, &group, "nodered:!*:::::::\n", ""),
+        );
+        assert_eq!(ids(&second), vec!["user.front-missing"]);
+        assert_eq!(
+            second.actions,
+            vec![
+                Action::Account(AccountChange::CreateGroup {
+                    name: "redwarden-front".into(),
+                    gid: 998
+                }),
+                Action::Account(AccountChange::CreateUser {
+                    name: "redwarden-front".into(),
+                    uid: 998,
+                    gid: 998,
+                    home: PathBuf::from("/var/lib/redwarden-front"),
                     shell: "/usr/sbin/nologin".into(),
                 }),
             ]
