@@ -303,6 +303,67 @@ fn a_drifted_service_user_is_brought_back() {
 }
 
 #[test]
+fn the_front_door_gets_its_user_and_units_and_loses_the_units_when_turned_off() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    base_image(root);
+    installer_state(root);
+    let config = |text: &str| {
+        write(
+            root,
+            "etc/redwarden/redwarden.toml",
+            text,
+            0o644,
+            Some((0, 0)),
+        )
+    };
+    config("[front]\nenabled = true\nlisten = \"0.0.0.0:443\"\n");
+    apply_twice_then_check(root);
+    let front = passwd_line(root, "redwarden-front");
+    let service = passwd_line(root, "nodered");
+    assert_ne!(
+        front[2], service[2],
+        "the front door shares the service user's uid"
+    );
+    assert_eq!(
+        (front[5].as_str(), front[6].as_str()),
+        ("/var/lib/redwarden-front", "/usr/sbin/nologin")
+    );
+    let units = root.join("etc/systemd/system");
+    assert!(
+        std::fs::read_to_string(units.join("redwarden-front.service"))
+            .unwrap()
+            .contains("\nUser=redwarden-front\n")
+    );
+    assert!(
+        std::fs::read_to_string(units.join("redwarden-front.socket"))
+            .unwrap()
+            .contains("\nListenStream=0.0.0.0:443\n")
+    );
+    let link = units.join("sockets.target.wants/redwarden-front.socket");
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok(),
+        "the socket is not enabled"
+    );
+    // Off again: the socket must not keep the port for a front door that refuses to start.
+    config("[front]\nenabled = false\n");
+    let check = apply_twice_then_check(root);
+    assert!(!ids(&check).contains(&"unit.front-stale".to_string()));
+    for gone in [
+        units.join("redwarden-front.service"),
+        units.join("redwarden-front.socket"),
+        link,
+    ] {
+        assert!(
+            std::fs::symlink_metadata(&gone).is_err(),
+            "{} is still there",
+            gone.display()
+        );
+    }
+}
+
+#[test]
 fn hostile_symlinks_in_the_user_dir_are_never_followed() {
     require_root!();
     let dir = tempfile::tempdir().unwrap();

@@ -512,6 +512,13 @@ pub enum UnitChange {
     Restart {
         unit: &'static str,
     },
+    Stop {
+        unit: &'static str,
+    },
+    /// Removes a unit file or a wants-symlink that redwarden wrote.
+    Remove {
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Display for UnitChange {
@@ -524,6 +531,8 @@ impl std::fmt::Display for UnitChange {
             Self::Restart { unit } => {
                 write!(f, "restart {unit} if it runs, so the change takes effect")
             }
+            Self::Stop { unit } => write!(f, "stop {unit}"),
+            Self::Remove { path } => write!(f, "remove {}", path.display()),
         }
     }
 }
@@ -699,6 +708,9 @@ pub struct Observed {
     pub current: Vec<(PathBuf, Option<String>)>,
     /// Units whose wants-symlink already points at them.
     pub enabled: Vec<&'static str>,
+    /// The front door's unit files and socket link, installed by redwarden while the front
+    /// door is off in the configuration.
+    pub stale_front: Vec<PathBuf>,
     pub booted: bool,
 }
 
@@ -739,8 +751,21 @@ pub fn observe(root: &crate::host::Root, config: &Config) -> Result<Observed, cr
         groups: accounts.group.records().map(|g| g.name.clone()).collect(),
         current: Vec::new(),
         enabled: Vec::new(),
+        stale_front: Vec::new(),
         booted: crate::host::systemd::is_booted(root),
     };
+    if !config.front.enabled {
+        for path in [install_path(FRONT_SOCKET), install_path(FRONT_SERVICE)] {
+            let text = crate::host::fs::read_nofollow(&root.resolve_parent(&path)?)?;
+            if text.is_some_and(|t| t.starts_with(format!("# {GENERATED}").as_bytes())) {
+                observed.stale_front.push(path);
+            }
+        }
+        let link = crate::host::systemd::wants_link(FRONT_SOCKET, "sockets.target");
+        if crate::host::fs::lstat(&root.resolve_parent(&link)?)?.is_some() {
+            observed.stale_front.push(link);
+        }
+    }
     for (path, _) in generated(
         config,
         &observed.binaries,
@@ -827,6 +852,26 @@ pub fn plan(observed: &Observed) -> super::Plan {
             start.push(unit);
         }
     }
+    if !observed.stale_front.is_empty() {
+        plan.findings.push(Finding::new(
+            "unit.front-stale",
+            Severity::Medium,
+            "the TLS front door is off in the configuration, but its units are installed: its socket would hold the port for a front door that refuses to start; apply removes them",
+            true,
+        ));
+        if observed.booted {
+            for unit in [FRONT_SOCKET, FRONT_SERVICE] {
+                plan.actions
+                    .push(super::Action::Unit(UnitChange::Stop { unit }));
+            }
+        }
+        for path in &observed.stale_front {
+            plan.actions.push(super::Action::Unit(UnitChange::Remove {
+                path: path.clone(),
+            }));
+        }
+        changed = true;
+    }
     if changed && observed.booted {
         plan.actions
             .push(super::Action::Unit(UnitChange::DaemonReload));
@@ -859,6 +904,8 @@ pub fn apply(root: &crate::host::Root, change: &UnitChange) -> Result<(), crate:
         UnitChange::DaemonReload => systemd::systemctl(&["daemon-reload"])?,
         UnitChange::Start { unit } => systemd::systemctl(&["start", "--no-block", unit])?,
         UnitChange::Restart { unit } => systemd::systemctl(&["try-restart", "--no-block", unit])?,
+        UnitChange::Stop { unit } => systemd::systemctl(&["stop", "--no-block", unit])?,
+        UnitChange::Remove { path } => fs::remove_file(&root.resolve_parent(path)?)?,
     }
     Ok(())
 }

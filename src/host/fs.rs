@@ -656,6 +656,14 @@ fn same_contents(parent_fd: &OwnedFd, name: &OsStr, contents: &[u8]) -> bool {
     std::fs::File::from(fd).read_to_end(&mut existing).is_ok() && existing == contents
 }
 
+/// Removes a file or a symlink (never what a symlink points to); a missing one is no error.
+pub fn remove_file(path: &Path) -> Result<(), FsError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(std_io("remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Reads a file that must not be a symlink planted by a less privileged user.
 pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
     read_nofollow_upto(path, u64::MAX)
