@@ -320,7 +320,7 @@ wait_serving() {
         pid=$(nr_pid)
         active=$(in_ct systemctl is-active redwarden.service 2>/dev/null) || true
         phase=$(rw_phase)
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$NR_URL/") || code=000
+        code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 3 "$NR_URL/") || code=000
         WAITED="unit $active, phase $phase, GET / $code, Node-RED pid ${pid:-none}${old:+ (old $old)}"
         if [[ "$active" == active && "$phase" == serving && "$code" =~ ^[23] && -n "$pid" && "$pid" != "$old" ]]; then
             printf '%s\n' "$pid"

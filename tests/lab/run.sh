@@ -80,6 +80,7 @@ ensure_deps() {
     command -v curl >/dev/null || need+=(curl)
     command -v python3 >/dev/null || need+=(python3)
     command -v nmap >/dev/null || need+=(nmap) # the firewall scenario scans the container
+    command -v openssl >/dev/null || need+=(openssl) # the front door's handshakes and certificate
     [[ -r /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
     if ((want_arm)); then
         command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
