@@ -227,13 +227,17 @@ async fn accept_loop(
     shared: Arc<Shared>,
     serve: impl Fn(TcpStream, SocketAddr, Arc<Shared>, OwnedSemaphorePermit),
 ) {
+    let mut was_full = false;
     loop {
-        if shared.limit.available_permits() == 0 {
+        // Said once when the limit is reached, not once per connection while it stays there.
+        let full = shared.limit.available_permits() == 0;
+        if full && !was_full {
             tracing::warn!(
                 "{} connections open (front.max_connections): new ones wait",
                 shared.max_connections
             );
         }
+        was_full = full;
         let Ok(permit) = Arc::clone(&shared.limit).acquire_owned().await else {
             return;
         };
