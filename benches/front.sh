@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# The TLS front door against nginx, both as TLS proxies in front of the same Node-RED flow, on
+# this machine, with the same certificate: requests/s, p50 and p99 latency (wrk) and the proxy's
+# resident memory. Node-RED direct (plain HTTP) is the baseline. One run; not part of
+# tests/run.sh.
+#
+# Needs wrk, nginx (Debian: apt-get install wrk nginx-light), node, and the node-red package
+# folder in REDWARDEN_TEST_NODERED (tests/run.sh installs one from npm).
+# Usage: benches/front.sh [SECONDS per measurement, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+secs=${1:-10}
+for tool in wrk nginx node; do
+  command -v "$tool" >/dev/null || { echo "benches/front.sh: $tool is not installed" >&2; exit 2; }
+done
+nodered=${REDWARDEN_TEST_NODERED:?set REDWARDEN_TEST_NODERED to the node-red package folder}
+cargo build --release --locked --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/redwarden"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  local port
+  for port in $(seq "$1" $(( $1 + 100 ))); do
+    if ! (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+  echo "benches/front.sh: no free port from $1" >&2
+  exit 2
+}
+wait_port() {
+  local _
+  for _ in $(seq 600); do
+    (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "benches/front.sh: nothing listens on $1 after 60 s" >&2
+  exit 2
+}
+
+nr_port=$(free_port 18800)
+mkdir "$work/nodered"
+cat >"$work/nodered/flows.json" <<'EOF'
+[{"id":"t1","type":"tab","label":"bench"},
+ {"id":"h1","type":"http in","z":"t1","url":"/hello","method":"get","wires":[["f1"]]},
+ {"id":"f1","type":"function","z":"t1","func":"msg.payload = 'hello'; return msg;","outputs":1,"wires":[["r1"]]},
+ {"id":"r1","type":"http response","z":"t1","wires":[]}]
+EOF
+echo "module.exports = { uiHost: '127.0.0.1', uiPort: $nr_port, flowFile: 'flows.json', credentialSecret: false, logging: { console: { level: 'warn' } } };" >"$work/nodered/settings.js"
+node "$nodered/red.js" --settings "$work/nodered/settings.js" --userDir "$work/nodered" >"$work/nodered.log" 2>&1 &
+pids+=($!)
+wait_port "$nr_port"
+
+front_port=$(free_port 18900)
+cat >"$work/redwarden.toml" <<EOF
+[front]
+enabled = true
+listen = "127.0.0.1:$front_port"
+upstream_port = $nr_port
+state_dir = "$work/state"
+EOF
+"$bin" front --config "$work/redwarden.toml" 2>"$work/front.log" &
+front_pid=$!
+pids+=("$front_pid")
+wait_port "$front_port"
+
+# nginx as the guides set it up: TLS, HTTP/1.1 with keep-alive to Node-RED, forwarding
+# headers; the front door's self-signed certificate. One worker like the front door's one
+# thread, then one per core (Debian's default).
+nginx_port=$(free_port 19000)
+mkdir "$work/nginx"
+nginx_conf() {
+  cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes $1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  upstream nodered { server 127.0.0.1:$nr_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port ssl;
+    ssl_certificate $work/state/cert.pem;
+    ssl_certificate_key $work/state/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://nodered;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto https;
+    }
+  }
+}
+EOF
+}
+
+# rss_kb FIELD PID...: a field of /proc/PID/status (VmRSS, RssAnon, VmHWM), summed, in KiB.
+# VmRSS counts the pages of the binary and libc it has touched, which other processes share;
+# RssAnon is the memory the process itself allocated.
+rss_kb() {
+  local field=$1 total=0 pid kb
+  shift
+  for pid in "$@"; do
+    kb=$(awk -v f="$field:" '$1 == f {print $2}' "/proc/$pid/status")
+    total=$(( total + kb ))
+  done
+  echo "$total"
+}
+
+# measure NAME URL CONNECTIONS: one wrk run; prints req/s, p50 and p99 in ms.
+measure() {
+  wrk -t 1 -c "$3" -d "${secs}s" --latency "$2/hello" >"$work/wrk.txt"
+  awk -v name="$1" -v conns="$3" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    / 50% / { p50 = ms($2) } / 99% / { p99 = ms($2) } /^Requests\/sec:/ { rps = $2 }
+    /Non-2xx|Socket errors/ { errors = errors " " $0 }
+    END { printf "%-22s %5d %10.0f %9.2f %9.2f%s\n", name, conns, rps, p50, p99, errors }
+  ' "$work/wrk.txt"
+}
+
+printf '%-22s %5s %10s %9s %9s\n' target conns "req/s" "p50 ms" "p99 ms"
+results=$work/results.txt
+: >"$results"
+run_all() {
+  local conns=$1
+  measure "node-red direct http" "http://127.0.0.1:$nr_port" "$conns" | tee -a "$results"
+  measure "redwarden front" "https://127.0.0.1:$front_port" "$conns" | tee -a "$results"
+  for workers in 1 auto; do
+    nginx_conf "$workers"
+    nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' &
+    local nginx_pid=$!
+    wait_port "$nginx_port"
+    measure "nginx $workers worker(s)" "https://127.0.0.1:$nginx_port" "$conns" | tee -a "$results"
+    local all
+    mapfile -t all < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
+    [ "$conns" = 1 ] || printf '  %-22s %6d KiB, anonymous %6d KiB (master and workers)\n' "nginx $workers worker(s)" \
+      "$(rss_kb VmRSS "${all[@]}")" "$(rss_kb RssAnon "${all[@]}")" >>"$work/rss.txt"
+    kill "$nginx_pid"
+    wait "$nginx_pid" 2>/dev/null || true
+  done
+}
+run_all 1
+run_all 32
+
+echo
+echo "resident memory after the runs:"
+printf '  %-22s %6d KiB, anonymous %6d KiB (peak RSS %d KiB)\n' "redwarden front" \
+  "$(rss_kb VmRSS "$front_pid")" "$(rss_kb RssAnon "$front_pid")" "$(rss_kb VmHWM "$front_pid")"
+cat "$work/rss.txt"
+
+echo
+awk '
+  $1 == "node-red" && $4 == 1 { direct_p99 = $7 }
+  $1 == "redwarden" && $3 == 1 { front_p99 = $6 }
+  $1 == "redwarden" && $3 == 32 { front = $4 }
+  $1 == "nginx" && $2 == "1" && $4 == 32 { nginx1 = $5 }
+  $1 == "nginx" && $2 == "auto" && $4 == 32 { nginx_auto = $5 }
+  END {
+    printf "front / nginx (1 worker), req/s at 32 connections: %.2f\n", front / nginx1
+    printf "front / nginx (auto), req/s at 32 connections:     %.2f\n", front / nginx_auto
+    printf "front p99 - direct p99 at 1 connection:            %.2f ms\n", front_p99 - direct_p99
+  }
+' "$results"
