@@ -56,6 +56,9 @@ pub fn run(config: &Config) -> Result<(), FrontError> {
     if !front.enabled {
         return Err(FrontError::Disabled);
     }
+    if rustix::process::geteuid().is_root() {
+        tracing::warn!("running as root: the front door holds no privilege it needs root for; run it as its own user (redwarden-front.service)");
+    }
     // The private key is in this process's memory: no core dumps, no ptrace by the same uid.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| io_err("make the front door non-dumpable")(e.into()))?;
