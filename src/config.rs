@@ -706,8 +706,9 @@ impl UrlPrefix {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Front {
-    /// Off until the front door's units and user are set up by apply; `redwarden front`
-    /// refuses to start while it is off.
+    /// On: apply creates the front door's user and units, keeps Node-RED on loopback and opens
+    /// the front door's port instead of Node-RED's. `redwarden front` refuses to start while
+    /// it is off.
     pub enabled: bool,
     /// The address to bind when no socket is passed by systemd (LISTEN_FDS): 8443, because
     /// binding 443 takes a capability the front door does not hold.

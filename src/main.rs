@@ -46,7 +46,8 @@ struct Cli {
 enum Command {
     /// Report what is wrong; change nothing. Exits 1 when there are findings.
     Check {
-        /// Only these steps (comma list: user, perms, unit, adopt, nodered, firewall, npm).
+        /// Only these steps (comma list: user, perms, unit, adopt, nodered, firewall, front,
+        /// npm).
         #[arg(long, value_name = "STEPS", value_parser = parse_steps)]
         only: Option<StepList>,
     },

@@ -23,6 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
+pub use cert::fingerprint;
 use idle::{Activity, Tracked};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! left, then checks again so the report shows only what remains.
 
 pub mod adopt;
+pub mod certificate;
 pub mod firewall;
 pub mod install;
 pub mod nodered;
@@ -86,6 +87,8 @@ pub enum Step {
     Firewall,
     /// A check that changes nothing and asks the registry: never part of apply.
     Npm,
+    /// The front door's certificate: its fingerprint and expiry; a check only.
+    Front,
 }
 
 /// Adoption comes after the unit step: it starts redwarden.service, which the unit step writes,
@@ -100,8 +103,8 @@ pub const STEPS: &[Step] = &[
     Step::Firewall,
 ];
 
-/// What `check` looks at: the steps, then the npm audit, which apply leaves out because it
-/// changes nothing and waits on the network, and apply runs at boot.
+/// What `check` looks at: the steps, then the front door's certificate and the npm audit, which
+/// change nothing (and the audit waits on the network, while apply runs at boot).
 pub const CHECKS: &[Step] = &[
     Step::User,
     Step::Perms,
@@ -109,6 +112,7 @@ pub const CHECKS: &[Step] = &[
     Step::Adopt,
     Step::NodeRed,
     Step::Firewall,
+    Step::Front,
     Step::Npm,
 ];
 
@@ -122,6 +126,7 @@ impl Step {
             Self::NodeRed => "nodered",
             Self::Firewall => "firewall",
             Self::Npm => "npm",
+            Self::Front => "front",
         }
     }
 
@@ -144,6 +149,7 @@ impl Step {
             Self::NodeRed => Ok(nodered::plan(&nodered::observe(root, config)?)),
             Self::Firewall => Ok(firewall::plan(&firewall::observe(root, config)?)),
             Self::Npm => Ok(npm::plan(&npm::observe(root, config)?)),
+            Self::Front => Ok(certificate::plan(&certificate::observe(root, config)?)),
         }
     }
 }

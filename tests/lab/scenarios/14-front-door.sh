@@ -55,6 +55,12 @@ served=$(openssl s_client -connect "$LAB_CT_IP:8443" </dev/null 2>/dev/null | op
 stored=$(openssl x509 -noout -fingerprint -sha256 -in "$LAB_ROOT$state/cert.pem")
 [[ -n "$stored" ]] || fail "no certificate in $state"
 assert_eq "$stored" "$served" "the certificate the front door serves (self-signed, in its state folder)"
+redwarden_json check --only front >/dev/null || true
+python3 - "$LAB_RUN/rw.json" "${served#*=}" <<'EOF' || fail "check does not report the served certificate's fingerprint: $(cat "$LAB_RUN/rw.json")"
+import json, sys
+found = json.load(open(sys.argv[1]))["findings"]
+sys.exit(not any(f["id"] == "front.certificate" and sys.argv[2] in f["message"] for f in found))
+EOF
 for tls in -tls1 -tls1_1; do
     if openssl s_client -connect "$LAB_CT_IP:8443" "$tls" </dev/null >/dev/null 2>&1; then
         fail "a $tls handshake was accepted"
