@@ -89,12 +89,17 @@ pub fn run(config: Config, source: Source) -> Result<(), SuperviseError> {
         .enable_all()
         .build()
         .map_err(io_err("start the runtime"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let signals = signals.into_async().map_err(io_err("read signals"))?;
         Supervisor::new(config, source, launch, signals, service_uid, status_path)?
             .run()
             .await
-    })
+    });
+    // Dropping the runtime would wait for a background audit still running (npm audit may
+    // wait a minute on the registry), holding up the stop. What it started ends with the
+    // unit's cgroup.
+    runtime.shutdown_background();
+    result
 }
 
 /// As root outside systemd: apply the policy, then become the service user for good. Under

@@ -173,8 +173,11 @@ nr_token() {
     local login
     login=$(http GET /auth/login) || true
     if [[ "$login" == *'"credentials"'* ]]; then
-        # Without LAB_NR_PASS: the password apply generated (root-only file in the container).
-        local pass=${LAB_NR_PASS:-$(awk '/^password:/ { print $2 }' "$LAB_ROOT/var/lib/redwarden/admin-password" 2>/dev/null)}
+        # Without LAB_NR_PASS: the one a scenario set with `redwarden passwd` ($LAB_RUN/nr-password),
+        # or else the one apply generated (root-only file in the container).
+        local pass=${LAB_NR_PASS:-$(cat "$LAB_RUN/nr-password" 2>/dev/null ||
+            awk '/^password:/ { print $2 }' "$LAB_ROOT/var/lib/redwarden/admin-password" 2>/dev/null)}
+        pass=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$pass")
         http POST /auth/token "client_id=node-red-admin&grant_type=password&scope=*&username=${LAB_NR_USER:-admin}&password=$pass" >"$LAB_RUN/token.json" ||
             fail "POST /auth/token failed ($(http_code)); set LAB_NR_USER/LAB_NR_PASS"
         python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$LAB_RUN/token.json"

@@ -17,6 +17,8 @@ in_ct redwarden apply --undo-adopt || rc=$?
 [[ $rc -eq 0 || $rc -eq 1 ]] || fail "apply --undo-adopt exited $rc"
 for _ in $(seq 30); do [[ "$(in_ct systemctl is-active nodered.service || true)" == active ]] && break; sleep 1; done
 assert_eq "active" "$(in_ct systemctl is-active nodered.service || true)" "nodered.service after --undo-adopt"
+# Conflicts= stops redwarden.service while nodered.service starts, without ordering the two.
+for _ in $(seq 30); do [[ "$(in_ct systemctl is-active redwarden.service || true)" == inactive ]] && break; sleep 1; done
 assert_eq "inactive" "$(in_ct systemctl is-active redwarden.service || true)" "redwarden.service after --undo-adopt"
 serves_cred "pi's Node-RED serves its own flows again"
 

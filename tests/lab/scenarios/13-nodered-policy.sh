@@ -64,3 +64,5 @@ for _ in $(seq 30); do
     sleep 1
 done
 assert_eq "200" "$(http_code)" "the password set with redwarden passwd"
+# The scenarios after this one log in with it.
+printf '%s' 'a new long password' >"$LAB_RUN/nr-password"
