@@ -337,7 +337,7 @@ qemu_user_dropins() {
     # Nor can it create the user namespace of PrivateUsers=yes (status 217/USER, seen with
     # `systemd-run -p PrivateUsers=yes /bin/true`). Everything else of redwarden's sandbox is
     # kept; PrivateUsers is judged on amd64 and on a real ARM kernel (the VM lab).
-    for u in redwarden.service nodered.service; do
+    for u in redwarden.service nodered.service redwarden-front.service; do
         d=$1/etc/systemd/system/$u.d
         mkdir -p "$d"
         printf '# redwarden lab: qemu-user cannot create user namespaces\n[Service]\nPrivateUsers=no\n' >"$d/90-lab-qemu-user.conf"
