@@ -327,8 +327,12 @@ fn the_front_door_gets_its_user_and_units_and_loses_the_units_when_turned_off() 
         "the front door shares the service user's uid"
     );
     assert_eq!(
-        (front[5].as_str(), front[6].as_str()),
-        ("/var/lib/redwarden-front", "/usr/sbin/nologin")
+        (front[4].as_str(), front[5].as_str(), front[6].as_str()),
+        (
+            "TLS front door (redwarden)",
+            "/var/lib/redwarden-front",
+            "/usr/sbin/nologin"
+        )
     );
     let units = root.join("etc/systemd/system");
     assert!(

@@ -231,6 +231,8 @@ pub enum AccountChange {
     },
     CreateUser {
         name: String,
+        /// The passwd comment (GECOS): what the account is for.
+        comment: &'static str,
         uid: u32,
         gid: u32,
         home: PathBuf,
@@ -262,7 +264,7 @@ impl std::fmt::Display for AccountChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::CreateGroup { name, gid } => write!(f, "create system group {name} (gid {gid})"),
-            Self::CreateUser { name, uid, gid, home, shell } => write!(
+            Self::CreateUser { name, uid, gid, home, shell, .. } => write!(
                 f,
                 "create system user {name} (uid {uid}, gid {gid}, home {}, shell {shell}, password locked)",
                 home.display()
@@ -380,6 +382,7 @@ fn plan_front_user(config: &Config, observed: &Observed, plan: &mut Plan) {
     plan.actions
         .push(Action::Account(AccountChange::CreateUser {
             name: name.to_string(),
+            comment: "TLS front door (redwarden)",
             uid,
             gid,
             home: config.front.state_dir.as_path().to_path_buf(),
@@ -442,6 +445,7 @@ fn plan_service_user(config: &Config, observed: &Observed, plan: &mut Plan) {
             plan.actions
                 .push(Action::Account(AccountChange::CreateUser {
                     name: user_name.to_string(),
+                    comment: "Node-RED (redwarden)",
                     uid,
                     gid,
                     home: user_dir.to_path_buf(),
@@ -669,6 +673,7 @@ pub fn apply(root: &Root, change: &AccountChange) -> Result<(), crate::Error> {
         }
         AccountChange::CreateUser {
             name,
+            comment,
             uid,
             gid,
             home,
@@ -680,7 +685,7 @@ pub fn apply(root: &Root, change: &AccountChange) -> Result<(), crate::Error> {
                     password: if db.shadow.is_some() { "x" } else { "!*" }.into(),
                     uid: *uid,
                     gid: *gid,
-                    gecos: "Node-RED (redwarden)".into(),
+                    gecos: (*comment).into(),
                     home: home.to_string_lossy().into_owned(),
                     shell: shell.clone(),
                 });
@@ -801,6 +806,7 @@ mod tests {
                 }),
                 Action::Account(AccountChange::CreateUser {
                     name: "nodered".into(),
+                    comment: "Node-RED (redwarden)",
                     uid: 999,
                     gid: 999,
                     home: PathBuf::from("/var/lib/node-red"),
@@ -838,6 +844,7 @@ mod tests {
                 }),
                 Action::Account(AccountChange::CreateUser {
                     name: "redwarden-front".into(),
+                    comment: "TLS front door (redwarden)",
                     uid: 998,
                     gid: 998,
                     home: PathBuf::from("/var/lib/redwarden-front"),
