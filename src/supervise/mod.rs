@@ -179,9 +179,16 @@ fn resolve(root: &Root, config: &Config) -> Result<Launch, SuperviseError> {
 /// Audits as this user can (for `redwarden status`), on a blocking thread: the audit
 /// evaluates settings.js with node and walks the userDir, which takes seconds on a Pi Zero and
 /// must delay neither Node-RED's start nor the supervision loop. The count lands in `into`.
+/// npm audit is left to `check`: at every start, on a board, it would cost a minute of CPU and
+/// a question to the registry.
 fn audit_in_background(config: Config, into: Arc<Mutex<Option<usize>>>) {
     tokio::task::spawn_blocking(move || {
-        let count = match harden::check(&Root::live(), &config) {
+        let steps: Vec<harden::Step> = harden::CHECKS
+            .iter()
+            .copied()
+            .filter(|step| *step != harden::Step::Npm)
+            .collect();
+        let count = match harden::check_steps(&Root::live(), &config, &steps) {
             Ok(report) => Some(report.findings.len()),
             Err(e) => {
                 tracing::warn!("audit as the service user: {e}");
