@@ -118,7 +118,7 @@ fn parse_steps(list: &str) -> Result<StepList, String> {
     list.split(',')
         .map(|name| {
             harden::Step::from_name(name.trim()).ok_or_else(|| {
-                let names: Vec<&str> = harden::CHECKS.iter().map(|s| s.name()).collect();
+                let names: Vec<&str> = harden::checks().map(|s| s.name()).collect();
                 format!("`{name}` is not a step ({})", names.join(", "))
             })
         })

@@ -103,18 +103,14 @@ pub const STEPS: &[Step] = &[
     Step::Firewall,
 ];
 
-/// What `check` looks at: the steps, then the front door's certificate and the npm audit, which
-/// change nothing (and the audit waits on the network, while apply runs at boot).
-pub const CHECKS: &[Step] = &[
-    Step::User,
-    Step::Perms,
-    Step::Unit,
-    Step::Adopt,
-    Step::NodeRed,
-    Step::Firewall,
-    Step::Front,
-    Step::Npm,
-];
+/// What only `check` looks at: the front door's certificate and the npm audit change nothing
+/// (and the audit waits on the network, while apply runs at boot).
+const CHECK_ONLY: &[Step] = &[Step::Front, Step::Npm];
+
+/// What `check` looks at: the steps, then the checks of their own.
+pub fn checks() -> impl Iterator<Item = Step> {
+    STEPS.iter().chain(CHECK_ONLY).copied()
+}
 
 impl Step {
     pub fn name(self) -> &'static str {
@@ -156,7 +152,7 @@ impl Step {
 
 /// Observes and plans every step, and audits the installed packages; changes nothing.
 pub fn check(root: &Root, config: &Config) -> Result<Report, crate::Error> {
-    check_steps(root, config, CHECKS)
+    check_steps(root, config, &checks().collect::<Vec<_>>())
 }
 
 /// Observes and plans the given steps; changes nothing.
@@ -217,7 +213,7 @@ impl Options {
 
 impl Step {
     pub fn from_name(name: &str) -> Option<Self> {
-        CHECKS.iter().copied().find(|s| s.name() == name)
+        checks().find(|s| s.name() == name)
     }
 }
 

@@ -183,9 +183,7 @@ fn resolve(root: &Root, config: &Config) -> Result<Launch, SuperviseError> {
 /// a question to the registry.
 fn audit_in_background(config: Config, into: Arc<Mutex<Option<usize>>>) {
     tokio::task::spawn_blocking(move || {
-        let steps: Vec<harden::Step> = harden::CHECKS
-            .iter()
-            .copied()
+        let steps: Vec<harden::Step> = harden::checks()
             .filter(|step| *step != harden::Step::Npm)
             .collect();
         let count = match harden::check_steps(&Root::live(), &config, &steps) {
