@@ -27,6 +27,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 
 /// Native runs take well under a second per start; qemu-user runs of the ARM binary take more.
+mod common;
+
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -34,14 +36,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A Debian tool the test needs, or None after saying why the test skips (CI must have it).
@@ -262,8 +256,8 @@ impl Front {
         activate: Option<&Path>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let listen_port = free_port();
-        let redirect_port = free_port();
+        let listen_port = common::free_port();
+        let redirect_port = common::free_port();
         let config = dir.path().join("redwarden.toml");
         let state = dir.path().join("state");
         let extra = extra
@@ -280,7 +274,7 @@ impl Front {
         let log = dir.path().join("front.log");
         let (mut command, port) = match activate {
             Some(activate) => {
-                let port = free_port();
+                let port = common::free_port();
                 let mut command = Command::new(activate);
                 command.args(["-l", &format!("127.0.0.1:{port}")]);
                 // It passes on no environment but what it is told: under qemu-user (binfmt),
@@ -1100,23 +1094,9 @@ impl Drop for NodeRed {
 impl NodeRed {
     /// None, after saying why, when this machine has no Node-RED for tests.
     fn start(flows: &str) -> Option<Self> {
-        let missing = |why: String| {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run the Node-RED front door tests: {why}"
-            );
-            eprintln!("SKIP: {why} (tests/run.sh installs Node-RED from npm)");
-            None
-        };
-        let Some(install) = std::env::var_os("REDWARDEN_TEST_NODERED").map(PathBuf::from) else {
-            return missing("REDWARDEN_TEST_NODERED is not set".into());
-        };
-        if !install.join("red.js").is_file() {
-            return missing(format!("no red.js in {}", install.display()));
-        }
-        let node = tool("node")?;
+        let (install, node) = common::test_nodered("front")?;
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = common::free_port();
         std::fs::write(dir.path().join("flows.json"), flows).unwrap();
         std::fs::write(
             dir.path().join("settings.js"),

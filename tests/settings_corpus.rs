@@ -441,9 +441,9 @@ fn run_case(
                 "processes settings.js started outlive the check: {left:?}"
             ));
             for pid in left {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
             }
         }
     }

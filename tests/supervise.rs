@@ -39,14 +39,6 @@ fn runner() -> (u32, String) {
     (uid, name)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A GET on Node-RED: status code and body, or None when nothing answers.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect_timeout(
@@ -121,7 +113,7 @@ impl Workspace {
                 std::os::unix::fs::chown(entry, Some(uid), Some(uid)).unwrap();
             }
         }
-        let port = free_port();
+        let port = common::free_port();
         let config = dir.path().join("redwarden.toml");
         std::fs::write(
             &config,

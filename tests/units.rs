@@ -61,6 +61,21 @@ fn score(dir: &Path, name: &str, text: &str) -> (u32, String) {
     ((value * 10.0).round() as u32, stdout)
 }
 
+/// What `systemd-analyze verify` says of `path` about the units named `about` (it also speaks
+/// of the host's own units, which are not judged here).
+fn verify(path: &Path, about: &str) -> Vec<String> {
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(about))
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn every_hardware_profile_scores_under_its_target() {
     if !systemd_analyze() {
@@ -84,19 +99,10 @@ fn every_hardware_profile_scores_under_its_target() {
             "{hardware}: {exposure} > {target}\n{report}"
         );
         // The official unit, with the drop-in, is judged as systemd merges them.
-        let verify = Command::new("systemd-analyze")
-            .args(["verify", "--man=no"])
-            .arg(dir.path().join("redwarden.service"))
-            .output()
-            .unwrap();
-        let complaints = String::from_utf8_lossy(&verify.stderr);
-        let relevant: Vec<&str> = complaints
-            .lines()
-            .filter(|l| l.contains("redwarden.service"))
-            .collect();
+        let complaints = verify(&dir.path().join("redwarden.service"), "redwarden.service");
         assert!(
-            relevant.is_empty(),
-            "{hardware}: systemd-analyze verify: {relevant:?}"
+            complaints.is_empty(),
+            "{hardware}: systemd-analyze verify: {complaints:?}"
         );
     }
 }
@@ -172,15 +178,12 @@ fn the_front_door_scores_like_node_red_and_its_socket_verifies() {
         "{socket}"
     );
     std::fs::write(dir.path().join("redwarden-front.socket"), &socket).unwrap();
-    let verify = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(dir.path().join("redwarden-front.socket"))
-        .output()
-        .unwrap();
-    let complaints = String::from_utf8_lossy(&verify.stderr);
-    let relevant: Vec<&str> = complaints
-        .lines()
-        .filter(|l| l.contains("redwarden-front"))
-        .collect();
-    assert!(relevant.is_empty(), "systemd-analyze verify: {relevant:?}");
+    let complaints = verify(
+        &dir.path().join("redwarden-front.socket"),
+        "redwarden-front",
+    );
+    assert!(
+        complaints.is_empty(),
+        "systemd-analyze verify: {complaints:?}"
+    );
 }

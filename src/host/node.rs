@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn buffers_beyond_the_heap_limit_fail_inside_node() {
-        let Some(node) = ["/usr/bin/node", "/usr/local/bin/node"]
+        let Some(node) = crate::host::paths::NODE_BINARIES
             .iter()
             .map(Path::new)
             .find(|p| p.is_file())

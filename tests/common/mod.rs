@@ -287,3 +287,12 @@ pub fn test_nodered(tier: &str) -> Option<(PathBuf, PathBuf)> {
         None => missing("node is not on PATH".into()),
     }
 }
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
