@@ -176,27 +176,98 @@ fn resolve(root: &Root, config: &Config) -> Result<Launch, SuperviseError> {
     })
 }
 
-/// Audits as this user can (for `redwarden status`), on a blocking thread: the audit
-/// evaluates settings.js with node and walks the userDir, which takes seconds on a Pi Zero and
-/// must delay neither Node-RED's start nor the supervision loop. The count lands in `into`.
+/// The audit behind `redwarden status`'s findings count: `redwarden check` as this user, in a
+/// child process. It evaluates settings.js with node and walks the userDir, which takes seconds
+/// on a Pi Zero and must delay neither Node-RED's start nor the supervision loop; in a child,
+/// what it allocates leaves with it instead of staying in the supervisor's heap for good.
 /// npm audit is left to `check`: at every start, on a board, it would cost a minute of CPU and
 /// a question to the registry.
-fn audit_in_background(config: Config, into: Arc<Mutex<Option<usize>>>) {
-    tokio::task::spawn_blocking(move || {
-        let steps: Vec<harden::Step> = harden::checks()
-            .filter(|step| *step != harden::Step::Npm)
-            .collect();
-        let count = match harden::check_steps(&Root::live(), &config, &steps) {
-            Ok(report) => Some(report.findings.len()),
-            Err(e) => {
-                tracing::warn!("audit as the service user: {e}");
-                None
-            }
-        };
-        if let Ok(mut findings) = into.lock() {
-            *findings = count;
+struct Audit {
+    exe: Option<PathBuf>,
+    source: Source,
+    findings: Arc<Mutex<Option<usize>>>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Audit {
+    fn new(source: Source) -> Self {
+        // Resolved now: after a package upgrade /proc/self/exe names a deleted file.
+        let exe = std::env::current_exe()
+            .map_err(|e| {
+                tracing::warn!(
+                    "no audit for `redwarden status`: finding redwarden's own binary: {e}"
+                )
+            })
+            .ok();
+        Self {
+            exe,
+            source,
+            findings: Arc::default(),
+            running: None,
         }
-    });
+    }
+
+    fn findings(&self) -> Option<usize> {
+        self.findings.lock().ok().and_then(|f| *f)
+    }
+
+    /// Starts an audit, ending one still running (its configuration may be the old one).
+    fn start(&mut self) {
+        let Some(exe) = &self.exe else { return };
+        if let Some(previous) = self.running.take() {
+            previous.abort();
+        }
+        let mut command = tokio::process::Command::new(exe);
+        command.args(audit_args(&self.source));
+        command
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let into = self.findings.clone();
+        self.running = Some(tokio::spawn(async move {
+            let count = match command.output().await {
+                Ok(out) => findings_count(&out.status, &out.stdout),
+                Err(e) => Err(format!("starting `redwarden check`: {e}")),
+            };
+            let count = count
+                .map_err(|e| tracing::warn!("audit as the service user: {e}"))
+                .ok();
+            if let Ok(mut findings) = into.lock() {
+                *findings = count;
+            }
+        }));
+    }
+}
+
+fn audit_args(source: &Source) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--json".into(), "--quiet".into()];
+    if let Source::Explicit(path) = source {
+        args.push("--config".into());
+        args.push(path.into());
+    }
+    let steps: Vec<&str> = harden::checks()
+        .filter(|step| *step != harden::Step::Npm)
+        .map(|step| step.name())
+        .collect();
+    args.extend(["check".into(), "--only".into(), steps.join(",").into()]);
+    args
+}
+
+/// The number of findings in `redwarden check --json`'s answer; it exits 0 when there are
+/// none and 1 when there are some, anything else is a failure to audit.
+fn findings_count(status: &std::process::ExitStatus, stdout: &[u8]) -> Result<usize, String> {
+    if !matches!(status.code(), Some(0 | 1)) {
+        return Err(format!("`redwarden check` failed ({status})"));
+    }
+    let report: serde_json::Value = serde_json::from_slice(stdout)
+        .map_err(|e| format!("`redwarden check --json` printed no JSON: {e}"))?;
+    report["findings"]
+        .as_array()
+        .map(Vec::len)
+        .ok_or_else(|| "`redwarden check --json` printed no findings list".to_string())
 }
 
 /// How a watched run ended.
@@ -242,8 +313,7 @@ struct Supervisor {
     last_error: child::LastError,
     /// The protected files' modification times when they were last copied.
     flows_seen: Vec<Option<std::time::SystemTime>>,
-    /// The findings count of the last audit, filled in by `audit_in_background`.
-    findings: Arc<Mutex<Option<usize>>>,
+    audit: Audit,
 }
 
 impl Supervisor {
@@ -260,7 +330,7 @@ impl Supervisor {
             policy: Policy::from_config(&config.supervise),
             prober,
             config,
-            source,
+            source: source.clone(),
             launch,
             history: History::default(),
             signals,
@@ -278,7 +348,7 @@ impl Supervisor {
             progress: Progress(Arc::new(Mutex::new(Instant::now()))),
             last_error: child::LastError::default(),
             flows_seen: Vec::new(),
-            findings: Arc::default(),
+            audit: Audit::new(source),
         })
     }
 
@@ -537,7 +607,7 @@ impl Supervisor {
         } else {
             self.ready_sent = true;
             notify(&[NotifyState::Ready, NotifyState::Status(&text)]);
-            audit_in_background(self.config.clone(), self.findings.clone());
+            self.audit.start();
         }
         self.write_status();
     }
@@ -605,7 +675,7 @@ impl Supervisor {
         let restart = match outcome {
             Ok((config, launch, prober)) => {
                 let restart = launch != self.launch;
-                audit_in_background(config.clone(), self.findings.clone());
+                self.audit.start();
                 self.policy = Policy::from_config(&config.supervise);
                 self.config = config;
                 self.launch = launch;
@@ -731,9 +801,7 @@ impl Supervisor {
 
     fn write_status(&mut self) {
         self.status.updated_at = status::now();
-        if let Ok(findings) = self.findings.lock() {
-            self.status.findings = *findings;
-        }
+        self.status.findings = self.audit.findings();
         if !self.status_broken {
             if let Err(e) = self.status.write(&self.status_path) {
                 tracing::warn!("no status file for `redwarden status`: {e}");
@@ -807,4 +875,61 @@ pub fn stdout_is_journal() -> bool {
     };
     rustix::fs::fstat(std::io::stdout())
         .is_ok_and(|st| dev.parse() == Ok(st.st_dev) && ino.parse() == Ok(st.st_ino))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Finding, Report, Severity};
+    use std::os::unix::process::ExitStatusExt;
+
+    fn exited(code: i32) -> std::process::ExitStatus {
+        std::process::ExitStatus::from_raw(code << 8)
+    }
+
+    #[test]
+    fn the_count_is_check_s_own_findings_list() {
+        let mut report = Report::default();
+        report
+            .findings
+            .push(Finding::new("perms.mode", Severity::High, "too open", true));
+        report.findings.push(Finding::new(
+            "front.fingerprint",
+            Severity::Info,
+            "sha256",
+            false,
+        ));
+        let json = report.to_json("check", Path::new("/"));
+        assert_eq!(findings_count(&exited(1), json.as_bytes()), Ok(2));
+        let clean = Report::default().to_json("check", Path::new("/"));
+        assert_eq!(findings_count(&exited(0), clean.as_bytes()), Ok(0));
+    }
+
+    #[test]
+    fn a_failed_or_garbled_check_is_no_count() {
+        let clean = Report::default().to_json("check", Path::new("/"));
+        assert!(findings_count(&exited(2), clean.as_bytes())
+            .unwrap_err()
+            .contains("failed"));
+        assert!(findings_count(&exited(1), b"Killed").is_err());
+        assert!(findings_count(&exited(0), b"{\"command\":\"check\"}")
+            .unwrap_err()
+            .contains("no findings list"));
+        assert!(findings_count(&std::process::ExitStatus::from_raw(9), clean.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_audit_is_every_check_but_npm_on_the_same_configuration() {
+        let args = audit_args(&Source::Explicit("/etc/rw.toml".into()));
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            &args[..4],
+            ["--json", "--quiet", "--config", "/etc/rw.toml"]
+        );
+        assert_eq!(&args[4..6], ["check", "--only"]);
+        let steps: Vec<&str> = args[6].split(',').collect();
+        assert!(!steps.contains(&"npm"));
+        assert_eq!(steps.len(), harden::checks().count() - 1);
+        assert!(!audit_args(&Source::Default).iter().any(|a| a == "--config"));
+    }
 }

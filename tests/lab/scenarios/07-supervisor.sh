@@ -13,8 +13,9 @@ nodered_uid=$(awk -F: '$1 == "nodered" { print $3 }' "$LAB_ROOT/etc/passwd")
 [[ -n "$nodered_uid" ]] || fail "no nodered user in the container"
 
 # exactly_one_nodered WHAT: one Node-RED process in the container, the child of the unit's
-# main process, and nothing else in the unit's cgroup once the supervisor's background audit
-# (node evaluating settings.js, for a while after each start) has ended. Prints its host pid.
+# main process, and nothing else in the unit's cgroup once the supervisor's audit (a
+# `redwarden check` child evaluating settings.js with node, for a while after each start) has
+# ended. Prints its host pid.
 exactly_one_nodered() {
     local -a pids
     local main sup cg procs
