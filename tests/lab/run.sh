@@ -248,7 +248,7 @@ ensure_image() {
 # redwarden_bin ARCH: path of the binary to install, building it if needed.
 # Prints nothing (and explains why) when there is none.
 redwarden_bin() {
-    local arch=$1 triple='' rel tdir bin
+    local arch=$1 triple=x86_64-unknown-linux-gnu tdir bin
     [[ "$arch" == arm64 ]] && triple=aarch64-unknown-linux-gnu
     if [[ -n "${REDWARDEN_BIN:-}" ]]; then
         [[ -x "$REDWARDEN_BIN" ]] || die "REDWARDEN_BIN=$REDWARDEN_BIN is not executable"
@@ -258,32 +258,20 @@ redwarden_bin() {
         printf '%s' "$REDWARDEN_BIN"
         return 0
     fi
-    rel=release
-    [[ -n "$triple" ]] && rel=$triple/release
     tdir=${CARGO_TARGET_DIR:-$REPO/target}
-    bin=$tdir/$rel/redwarden
-    # build (incrementally: a no-op when up to date) so the lab tests the
-    # current source; LAB_NO_BUILD=1 uses whatever binary is there
-    if [[ "${LAB_NO_BUILD:-0}" != 1 && -f "$REPO/Cargo.toml" ]] && command -v cargo >/dev/null; then
-        local -a args=(build --release --locked)
-        [[ -f "$REPO/Cargo.lock" ]] || args=(build --release)
-        if [[ -n "$triple" ]]; then
-            args+=(--target "$triple")
-            if ! grep -qs "target.$triple" "$REPO/.cargo/config.toml"; then
-                export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
-            fi
+    bin=$tdir/$triple/release/redwarden
+    # The release build as shipped (dist/build: incrementally, a no-op when up to date) so the
+    # lab tests the current source; LAB_NO_BUILD=1 uses whatever binary is there.
+    if [[ "${LAB_NO_BUILD:-0}" != 1 && -x "$REPO/dist/build" ]] && command -v cargo >/dev/null; then
+        if ! grep -qs "target.$triple" "$REPO/.cargo/config.toml"; then
+            export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
         fi
-        phase "build redwarden ($arch): cargo ${args[*]}"
-        if (cd "$REPO" && cargo "${args[@]}") >"$CACHE/cargo-$arch.log" 2>&1; then
+        phase "build redwarden ($arch): dist/build $triple"
+        if "$REPO/dist/build" "$triple" >"$CACHE/cargo-$arch.log" 2>&1; then
             phase_done "cargo build $arch"
         else
             tail -n 20 "$CACHE/cargo-$arch.log" >&2
-            if [[ -x "$bin" ]]; then
-                log "WARNING: cargo build failed (log: $CACHE/cargo-$arch.log); using the OLD binary $bin"
-            else
-                log "SKIP install of redwarden: cargo build failed (log: $CACHE/cargo-$arch.log)"
-                return 0
-            fi
+            die "dist/build $triple failed (log: $CACHE/cargo-$arch.log)"
         fi
     fi
     if [[ ! -x "$bin" ]]; then
