@@ -4,8 +4,9 @@
 # red.js`, from npm), and systemd's Restart= with the official installer unit's settings
 # (Restart=on-failure, RestartSec=20, KillSignal=SIGINT). For each:
 #   - the supervisor's resident memory while it supervises (target for redwarden: <= 4 MiB);
-#   - kill -9 of Node-RED until it serves again, split into the supervisor's reaction (until the
-#     new process exists; target <= 20 ms) and Node-RED's own cold start (from there to serving);
+#   - kill -9 of Node-RED until it serves again, split into the kernel's teardown (until every
+#     thread of Node-RED has exited, when its parent is told), the supervisor's reaction (until
+#     the new process exists; target: cold start + <= 20 ms) and Node-RED's own cold start;
 #   - SIGSTOP of Node-RED (a hang) until a new Node-RED runs, or "not noticed" after 30 s.
 #
 # Run as root: `bash benches/supervisors.sh` (boots the lab: tests/lab/run.sh, amd64/node22,
@@ -44,7 +45,7 @@ in_ct systemctl stop redwarden-drift.path redwarden-drift.timer
 # ms since the signal: "dead new serving", or "none" when nothing happens within 30 s.
 measure() {
     python3 - "$1" "$2" "$3" "$NR_URL/" <<'EOF'
-import os, socket, sys, time, urllib.parse
+import os, select, socket, sys, time, urllib.parse
 parent, victim, signal, url = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 u = urllib.parse.urlsplit(url)
 def children():
@@ -52,11 +53,13 @@ def children():
         return set(int(p) for p in open("/proc/%d/task/%d/children" % (parent, parent)).read().split())
     except OSError:
         return set()
+# A pidfd turns readable once every thread of the process has exited: the moment its parent
+# gets SIGCHLD and can reap it. The leader thread alone shows "Z" in /proc earlier, while
+# Node-RED's other threads still release its memory (about 10 ms for 110 MB), which is the
+# kernel's time, not the supervisor's.
+victim_fd = os.pidfd_open(victim)
 def dead():
-    try:
-        return open("/proc/%d/stat" % victim).read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
+    return bool(select.select([victim_fd], [], [], 0)[0])
 def answers():
     try:
         with socket.create_connection((u.hostname, u.port), timeout=0.5) as s:
@@ -191,13 +194,15 @@ in_ct systemctl stop bench-official.service
         if [[ "$name" == systemd* ]]; then rss_text="(PID 1)"; else rss_text="$(awk '{printf "%.1f MiB", $1 / 1024}' <<<"$rss")"; fi
         printf '%-34s %9s %7s ms %7s ms %8s ms  %s\n' "$name" "$rss_text" "$teardown" "$react" "$cold" "$hang"
     done <"$LAB_RUN/bench"
-    echo "teardown: kill -9 until the kernel has ended Node-RED; reaction: from there until the"
-    echo "supervisor's new Node-RED process exists; cold start: from there until it answers HTTP."
-    IFS='|' read -r _ rw_rss _ rw_react rw_cold rw_hang < <(grep '^redwarden' "$LAB_RUN/bench")
+    echo "teardown: kill -9 until the kernel has ended every thread of Node-RED and tells its parent;"
+    echo "reaction: from there until the supervisor's new Node-RED process exists; cold start: from"
+    echo "there until it answers HTTP."
+    IFS='|' read -r _ rw_rss rw_teardown rw_react rw_cold rw_hang < <(grep '^redwarden' "$LAB_RUN/bench")
     IFS='|' read -r _ pm_rss _ pm_react _ _ < <(grep '^PM2' "$LAB_RUN/bench")
     awk -v r="$rw_rss" -v p="$pm_rss" 'BEGIN { printf "memory: PM2 / redwarden = %.1fx\n", p / r }'
     awk -v r="$rw_react" -v p="$pm_react" 'BEGIN { printf "reaction: redwarden / PM2 = %.2fx\n", r / p }'
     awk -v r="$rw_rss" 'BEGIN { printf "target RSS <= 4 MiB: %.1f MiB, %s\n", r / 1024, (r <= 4096) ? "met" : "MISSED" }'
-    awk -v t="$rw_react" -v c="$rw_cold" 'BEGIN { printf "target kill -9 to serving <= cold start + 20 ms: %.0f ms + %.1f ms, %s\n", c, t, (t <= 20) ? "met" : "MISSED" }'
+    # The target counts from the kill: the kernel's teardown is part of what the user waits for.
+    awk -v d="$rw_teardown" -v t="$rw_react" -v c="$rw_cold" 'BEGIN { printf "target kill -9 to serving <= cold start + 20 ms: %.0f ms + %.1f ms (teardown %.1f + reaction %.1f), %s\n", c, d + t, d, t, (d + t <= 20) ? "met" : "MISSED" }'
     echo "hang: redwarden $rw_hang; PM2 and systemd: see the table"
 } | report
