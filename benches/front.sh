@@ -18,7 +18,7 @@ nodered=${REDWARDEN_TEST_NODERED:?set REDWARDEN_TEST_NODERED to the node-red pac
 # The binary as shipped (dist/build), whose linking decides much of the resident memory.
 triple="$(uname -m)-unknown-linux-gnu"
 dist/build "$triple" >/dev/null
-bin="${CARGO_TARGET_DIR:-target}/$triple/release/redwarden"
+bin="${CARGO_TARGET_DIR:-target}/$triple/release/redwarden-front"
 
 work=$(mktemp -d)
 pids=()
@@ -68,7 +68,7 @@ listen = "127.0.0.1:$front_port"
 upstream_port = $nr_port
 state_dir = "$work/state"
 EOF
-"$bin" front --config "$work/redwarden.toml" 2>"$work/front.log" &
+"$bin" --config "$work/redwarden.toml" 2>"$work/front.log" &
 front_pid=$!
 pids+=("$front_pid")
 wait_port "$front_port"

@@ -700,14 +700,14 @@ impl UrlPrefix {
     }
 }
 
-/// The TLS front door, `redwarden front`: TLS on the public port, forwarded to Node-RED on
+/// The TLS front door, `redwarden-front`: TLS on the public port, forwarded to Node-RED on
 /// 127.0.0.1. Under systemd its socket unit passes the listening socket (port 443 without any
 /// capability); `listen` is where it binds itself otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Front {
     /// On: apply creates the front door's user and units, keeps Node-RED on loopback and opens
-    /// the front door's port instead of Node-RED's. `redwarden front` refuses to start while
+    /// the front door's port instead of Node-RED's. `redwarden-front` refuses to start while
     /// it is off.
     pub enabled: bool,
     /// The address to bind when no socket is passed by systemd (LISTEN_FDS): 8443, because

@@ -1,10 +1,12 @@
 //! redwarden: makes a Node-RED installation safe by default and keeps it that way.
-//! See DESIGN.md for the process model; `main.rs` is only the command line around this library.
+//! See DESIGN.md for the process model; `main.rs` (redwarden) and `bin/redwarden-front.rs` are
+//! only command lines around this library.
 
 pub mod config;
 pub mod front;
 pub mod harden;
 pub mod host;
+pub mod logging;
 pub mod report;
 pub mod supervise;
 

@@ -10,7 +10,6 @@ use redwarden::config::{Config, Hardware, Source};
 use redwarden::harden;
 use redwarden::host::Root;
 use serde::Deserialize;
-use tracing_subscriber::fmt::FormatFields as _;
 
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_FAILURE: u8 = 2;
@@ -97,9 +96,6 @@ enum Command {
     /// backups and systemd notify/watchdog. Started as root, it applies first and then drops
     /// to the service user.
     Run,
-    /// Serve TLS on the public port and forward to Node-RED on 127.0.0.1 (the [front] table):
-    /// the front door, run as its own user, with the listening socket from systemd or its own.
-    Front,
     /// Show what `redwarden run` is doing: pid, uptime, restarts, last exit, probe, memory.
     Status,
     /// Print the effective configuration, defaults filled in.
@@ -156,55 +152,12 @@ fn parse_hardware(list: &str) -> Result<HardwareList, String> {
 }
 
 fn init_logging(cli: &Cli) {
-    // journald stamps each line itself and reads its priority from a `<N>` prefix.
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let level = match (cli.quiet, cli.verbose) {
-        (true, _) => tracing::Level::ERROR,
-        (false, 0) if under_journal => tracing::Level::INFO,
-        (false, 0) if matches!(cli.command, Command::Run | Command::Front) => tracing::Level::INFO,
-        (false, 0) => tracing::Level::WARN,
-        (false, 1) => tracing::Level::INFO,
-        (false, _) => tracing::Level::DEBUG,
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level);
-    if under_journal {
-        builder.event_format(JournalFormat).init();
+    let default = if matches!(cli.command, Command::Run) {
+        tracing::Level::INFO
     } else {
-        builder
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            .without_time()
-            .init();
-    }
-}
-
-/// One line per event with a syslog priority prefix, which journald turns into the entry's
-/// priority (so `journalctl -p warning` shows redwarden's warnings).
-struct JournalFormat;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JournalFormat
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let priority = match *event.metadata().level() {
-            tracing::Level::ERROR => 3,
-            tracing::Level::WARN => 4,
-            tracing::Level::INFO => 6,
-            _ => 7,
-        };
-        write!(writer, "<{priority}>redwarden: ")?;
-        ctx.format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
+        tracing::Level::WARN
+    };
+    redwarden::logging::init(cli.quiet, cli.verbose, default);
 }
 
 fn main() -> ExitCode {
@@ -410,24 +363,6 @@ fn run(cli: &Cli) -> u8 {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("redwarden: run: {e}");
-                    EXIT_FAILURE
-                }
-            };
-        }
-        Command::Front => {
-            if cli.root.is_some() {
-                eprintln!("redwarden: front serves on the running system; --root is for images");
-                return EXIT_USAGE;
-            }
-            return match redwarden::front::run(&config) {
-                Ok(()) => 0,
-                Err(e @ redwarden::front::FrontError::Disabled) => {
-                    eprintln!("redwarden: front: {e}");
-                    EXIT_CONFIG
-                }
-                Err(e) => {
-                    tracing::error!("{e}");
-                    eprintln!("redwarden: front: {e}");
                     EXIT_FAILURE
                 }
             };

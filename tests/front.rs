@@ -1,4 +1,4 @@
-//! `redwarden front`, the built binary, on loopback: TLS policy (checked with openssl), bodies
+//! `redwarden-front`, the built binary, on loopback: TLS policy (checked with openssl), bodies
 //! both ways, WebSockets and the editor through a real Node-RED, certificate swaps under load,
 //! client certificates, timeouts, many connections, socket activation and the redirect port.
 //!
@@ -211,7 +211,7 @@ impl Drop for Front {
 }
 
 impl Front {
-    /// `redwarden front` on a free loopback port, forwarding to `upstream_port`, with `extra`
+    /// `redwarden-front` on a free loopback port, forwarding to `upstream_port`, with `extra`
     /// lines in [front] (DIR stands for its folder); returns once it accepts connections.
     fn start(upstream_port: u16, extra: &str) -> Self {
         Self::start_inner(upstream_port, extra, &[], None)
@@ -282,13 +282,16 @@ impl Front {
                 if std::env::var_os("QEMU_LD_PREFIX").is_some() {
                     command.arg("--setenv=QEMU_LD_PREFIX");
                 }
-                command.args(["--", env!("CARGO_BIN_EXE_redwarden")]);
+                command.args(["--", env!("CARGO_BIN_EXE_redwarden-front")]);
                 (command, port)
             }
-            None => (Command::new(env!("CARGO_BIN_EXE_redwarden")), listen_port),
+            None => (
+                Command::new(env!("CARGO_BIN_EXE_redwarden-front")),
+                listen_port,
+            ),
         };
         command
-            .args(["front", "--config"])
+            .arg("--config")
             .arg(&config)
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
@@ -650,13 +653,31 @@ fn front_refuses_to_start_while_disabled() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("redwarden.toml");
     std::fs::write(&config, "[front]\nlisten = \"127.0.0.1:1\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_redwarden"))
-        .args(["front", "--config"])
+    let out = Command::new(env!("CARGO_BIN_EXE_redwarden-front"))
+        .arg("--config")
         .arg(&config)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(78), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("front.enabled is false"));
+}
+
+#[test]
+fn front_says_what_it_takes_and_refuses_anything_else() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_redwarden-front"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0), "{help:?}");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--config PATH"));
+    for bad in [&["front"][..], &["--config"], &["-q", "-v"]] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(64), "{bad:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: redwarden-front"));
+    }
 }
 
 #[test]

@@ -161,8 +161,8 @@ fn the_front_door_scores_like_node_red_and_its_socket_verifies() {
     let service = std::fs::read_to_string(written.join("redwarden-front.service"))
         .unwrap()
         .replace(
-            "ExecStart=/usr/bin/redwarden front",
-            &format!("ExecStart={} front", env!("CARGO_BIN_EXE_redwarden")),
+            "ExecStart=/usr/bin/redwarden-front",
+            &format!("ExecStart={}", env!("CARGO_BIN_EXE_redwarden-front")),
         );
     assert!(service.contains("\nUser=redwarden-front\n"), "{service}");
     let (exposure, report) = score(dir.path(), "redwarden-front.service", &service);
@@ -172,7 +172,7 @@ fn the_front_door_scores_like_node_red_and_its_socket_verifies() {
     );
     assert!(exposure <= 10, "{exposure}\n{report}");
     let socket = std::fs::read_to_string(written.join("redwarden-front.socket")).unwrap();
-    // The TLS socket first, the redirect second: the order `redwarden front` takes them in.
+    // The TLS socket first, the redirect second: the order `redwarden-front` takes them in.
     assert!(
         socket.contains("ListenStream=[::]:443\nListenStream=[::]:80\n"),
         "{socket}"

@@ -1,4 +1,4 @@
-//! The TLS front door, `redwarden front`: rustls on the public port, HTTP/1.1 to Node-RED on
+//! The TLS front door, `redwarden-front`: rustls on the public port, HTTP/1.1 to Node-RED on
 //! 127.0.0.1. It runs as its own user, apart from Node-RED, because it alone holds the private
 //! key and Node-RED runs whatever code its flows contain.
 //!

@@ -354,7 +354,7 @@ pub const FRONT_SERVICE: &str = "redwarden-front.service";
 pub const FRONT_SOCKET: &str = "redwarden-front.socket";
 
 /// The front door's socket: systemd binds the public port (443 needs no capability then) and
-/// passes it, the TLS one first and the plain-HTTP redirect second, as `redwarden front` reads
+/// passes it, the TLS one first and the plain-HTTP redirect second, as `redwarden-front` reads
 /// them.
 fn front_socket(front: &crate::config::Front) -> UnitFile {
     let listen = front.listen.get();
@@ -380,8 +380,8 @@ fn front_socket(front: &crate::config::Front) -> UnitFile {
     }
 }
 
-/// The front door's service: `redwarden front` as its own user, which alone may read the TLS
-/// key, in a sandbox at least as tight as Node-RED's. It needs no capability (the socket is
+/// The front door's service: `redwarden-front` (installed next to `redwarden`) as its own
+/// user, which alone may read the TLS key, in a sandbox at least as tight as Node-RED's. It needs no capability (the socket is
 /// passed), no device, and no writable place but its state folder (the self-signed
 /// certificate); being Rust, it writes no executable memory.
 fn front_service(config: &Config, redwarden_bin: &Path) -> UnitFile {
@@ -391,7 +391,13 @@ fn front_service(config: &Config, redwarden_bin: &Path) -> UnitFile {
         d("Type", "simple"),
         d("User", user),
         d("Group", user),
-        d("ExecStart", format!("{} front", redwarden_bin.display())),
+        d(
+            "ExecStart",
+            redwarden_bin
+                .with_file_name("redwarden-front")
+                .display()
+                .to_string(),
+        ),
         d("Restart", "on-failure"),
         d("RestartSec", "2"),
         // 78: a bad configuration, which a restart only repeats.

@@ -289,10 +289,14 @@ install_redwarden() {
     if [[ -z "$bin" ]]; then
         return 0
     fi
-    install -m 0755 "$bin" "$root/usr/local/bin/redwarden"
-    # the shipped units run /usr/bin/redwarden, as a package installs it
-    [[ -e "$root/usr/bin/redwarden" ]] || ln -s ../local/bin/redwarden "$root/usr/bin/redwarden"
-    log "installed $bin -> /usr/local/bin/redwarden ($(file -b "$bin" 2>/dev/null | cut -d, -f1-2 || true))"
+    # The front door is a binary of its own, built next to redwarden.
+    [[ -x "${bin%/*}/redwarden-front" ]] || die "no redwarden-front next to $bin"
+    for name in redwarden redwarden-front; do
+        install -m 0755 "${bin%/*}/$name" "$root/usr/local/bin/$name"
+        # the shipped units run /usr/bin/redwarden*, as a package installs them
+        [[ -e "$root/usr/bin/$name" ]] || ln -s "../local/bin/$name" "$root/usr/bin/$name"
+    done
+    log "installed $bin and redwarden-front -> /usr/local/bin/ ($(file -b "$bin" 2>/dev/null | cut -d, -f1-2 || true))"
     if [[ -d "$REPO/systemd" ]]; then
         for f in "$REPO"/systemd/*; do
             [[ -e "$f" ]] || continue
