@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The TLS front door against nginx, both as TLS proxies in front of the same Node-RED flow, on
 # this machine, with the same certificate: requests/s, p50 and p99 latency (wrk) and the proxy's
-# resident memory. Node-RED direct (plain HTTP) is the baseline. One run; not part of
-# tests/run.sh.
+# resident memory. Node-RED direct (plain HTTP) is the baseline. Medians of BENCH_ROUNDS rounds
+# (default 3); tests/run.sh runs it.
 #
 # Needs wrk, nginx (Debian: apt-get install wrk nginx-light), node, and the node-red package
 # folder in REDWARDEN_TEST_NODERED (tests/run.sh installs one from npm).
@@ -120,57 +120,89 @@ rss_kb() {
   echo "$total"
 }
 
-# measure NAME URL CONNECTIONS: one wrk run; prints req/s, p50 and p99 in ms.
+# measure NAME URL CONNECTIONS: one wrk run; appends "NAME|CONNECTIONS|req/s|p50 ms|p99 ms|errors".
 measure() {
   wrk -t 1 -c "$3" -d "${secs}s" --latency "$2/hello" >"$work/wrk.txt"
   awk -v name="$1" -v conns="$3" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     / 50% / { p50 = ms($2) } / 99% / { p99 = ms($2) } /^Requests\/sec:/ { rps = $2 }
     /Non-2xx|Socket errors/ { errors = errors " " $0 }
-    END { printf "%-22s %5d %10.0f %9.2f %9.2f%s\n", name, conns, rps, p50, p99, errors }
-  ' "$work/wrk.txt"
+    END { printf "%s|%d|%.0f|%.2f|%.2f|%s\n", name, conns, rps, p50, p99, errors }
+  ' "$work/wrk.txt" | tee -a "$results" | awk -F'|' -v r="$round" '{ printf "  round %d: %-22s %5d %8s req/s  p50 %6s ms  p99 %6s ms%s\n", r, $1, $2, $3, $4, $5, $6 }'
 }
 
-printf '%-22s %5s %10s %9s %9s\n' target conns "req/s" "p50 ms" "p99 ms"
+# Node-RED's JIT warms up first, through both ways in, so that no round measures it cold.
+for url in "http://127.0.0.1:$nr_port" "https://127.0.0.1:$front_port"; do
+  wrk -t 1 -c 8 -d 3s "$url/hello" >/dev/null
+done
+
+# Rounds, each measuring every target in turn, so that a noisy moment on this machine hurts
+# one round of all of them rather than all rounds of one; the table shows the medians.
+rounds=${BENCH_ROUNDS:-3}
 results=$work/results.txt
 : >"$results"
-run_all() {
-  local conns=$1
-  measure "node-red direct http" "http://127.0.0.1:$nr_port" "$conns" | tee -a "$results"
-  measure "redwarden front" "https://127.0.0.1:$front_port" "$conns" | tee -a "$results"
-  for workers in 1 auto; do
-    nginx_conf "$workers"
-    nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' &
-    local nginx_pid=$!
-    wait_port "$nginx_port"
-    measure "nginx $workers worker(s)" "https://127.0.0.1:$nginx_port" "$conns" | tee -a "$results"
-    local all
-    mapfile -t all < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
-    [ "$conns" = 1 ] || printf '  %-22s %6d KiB, anonymous %6d KiB (master and workers)\n' "nginx $workers worker(s)" \
-      "$(rss_kb VmRSS "${all[@]}")" "$(rss_kb RssAnon "${all[@]}")" >>"$work/rss.txt"
-    kill "$nginx_pid"
-    wait "$nginx_pid" 2>/dev/null || true
+for round in $(seq "$rounds"); do
+  for conns in 1 32; do
+    measure "node-red direct http" "http://127.0.0.1:$nr_port" "$conns"
+    measure "redwarden front" "https://127.0.0.1:$front_port" "$conns"
+    for workers in 1 auto; do
+      nginx_conf "$workers"
+      nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' &
+      nginx_pid=$!
+      wait_port "$nginx_port"
+      measure "nginx $workers worker(s)" "https://127.0.0.1:$nginx_port" "$conns"
+      mapfile -t all < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
+      if [ "$round" = "$rounds" ] && [ "$conns" = 32 ]; then
+        printf '  %-22s %6d KiB, anonymous %6d KiB (master and workers)\n' "nginx $workers worker(s)" \
+          "$(rss_kb VmRSS "${all[@]}")" "$(rss_kb RssAnon "${all[@]}")" >>"$work/rss.txt"
+      fi
+      kill "$nginx_pid"
+      wait "$nginx_pid" 2>/dev/null || true
+    done
   done
-}
-run_all 1
-run_all 32
+done
+
+echo
+echo "medians of $rounds rounds of ${secs} s:"
+printf '%-22s %5s %10s %9s %9s\n' target conns "req/s" "p50 ms" "p99 ms"
+medians=$work/medians.txt
+awk -F'|' '
+  { key = $1 "|" $2; n[key]++; rps[key, n[key]] = $3; p50[key, n[key]] = $4; p99[key, n[key]] = $5
+    if (!(key in seen)) { seen[key] = 1; order[++keys] = key } }
+  function median(arr, key, count,   i, j, t, v) {
+    for (i = 1; i <= count; i++) v[i] = arr[key, i]
+    for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return (count % 2) ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2
+  }
+  END { for (k = 1; k <= keys; k++) { key = order[k]; split(key, part, "|")
+    printf "%s|%d|%.0f|%.2f|%.2f\n", part[1], part[2], median(rps, key, n[key]), median(p50, key, n[key]), median(p99, key, n[key]) } }
+' "$results" | sort -t'|' -k2,2n -s >"$medians"
+awk -F'|' '{ printf "%-22s %5d %10d %9.2f %9.2f\n", $1, $2, $3, $4, $5 }' "$medians"
+if grep -q "|.*[A-Za-z]" <(cut -d'|' -f6 "$results"); then
+  echo "errors reported by wrk:"
+  awk -F'|' '$6 != "" { print "  " $1 " (" $2 " connections):" $6 }' "$results"
+fi
 
 echo
 echo "resident memory after the runs:"
+front_rss=$(rss_kb VmRSS "$front_pid")
 printf '  %-22s %6d KiB, anonymous %6d KiB (peak RSS %d KiB)\n' "redwarden front" \
-  "$(rss_kb VmRSS "$front_pid")" "$(rss_kb RssAnon "$front_pid")" "$(rss_kb VmHWM "$front_pid")"
+  "$front_rss" "$(rss_kb RssAnon "$front_pid")" "$(rss_kb VmHWM "$front_pid")"
 cat "$work/rss.txt"
 
 echo
-awk '
-  $1 == "node-red" && $4 == 1 { direct_p99 = $7 }
-  $1 == "redwarden" && $3 == 1 { front_p99 = $6 }
-  $1 == "redwarden" && $3 == 32 { front = $4 }
-  $1 == "nginx" && $2 == "1" && $4 == 32 { nginx1 = $5 }
-  $1 == "nginx" && $2 == "auto" && $4 == 32 { nginx_auto = $5 }
+awk -F'|' -v rss="$front_rss" '
+  $1 == "node-red direct http" && $2 == 1 { direct_p99 = $5 }
+  $1 == "redwarden front" && $2 == 1 { front_p99 = $5 }
+  $1 == "redwarden front" && $2 == 32 { front = $3 }
+  $1 == "nginx 1 worker(s)" && $2 == 32 { nginx1 = $3 }
+  $1 == "nginx auto worker(s)" && $2 == 32 { nginx_auto = $3 }
   END {
+    best = (nginx1 > nginx_auto) ? nginx1 : nginx_auto
     printf "front / nginx (1 worker), req/s at 32 connections: %.2f\n", front / nginx1
     printf "front / nginx (auto), req/s at 32 connections:     %.2f\n", front / nginx_auto
-    printf "front p99 - direct p99 at 1 connection:            %.2f ms\n", front_p99 - direct_p99
+    printf "target req/s >= the better nginx: %.2fx, %s\n", front / best, (front >= best) ? "met" : "MISSED"
+    printf "target p99 added over direct at 1 connection <= 1 ms: %.2f ms, %s\n", front_p99 - direct_p99, (front_p99 - direct_p99 <= 1) ? "met" : "MISSED"
+    printf "target front door RSS <= 2 MiB: %.1f MiB, %s\n", rss / 1024, (rss <= 2048) ? "met" : "MISSED"
   }
-' "$results"
+' "$medians"

@@ -15,10 +15,10 @@ started=$(date +%s)
 # Debian packages: cross linkers and C libraries for aarch64/armv7, qemu-user to run the ARM
 # test binaries, pwck/grpck (passwd) that the privileged tier uses to judge account files,
 # node and npm for the real Node-RED the supervisor tier runs, ip and nft for the firewall tier
-# (in network namespaces it creates).
+# (in network namespaces it creates), nginx and wrk for the front door's benchmark.
 apt_packages=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck
-  util-linux iproute2 nftables openssl)
+  util-linux iproute2 nftables openssl nginx-light wrk)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -30,7 +30,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   if is_root && command -v apt-get >/dev/null; then
     say "installing ${missing[*]}"
     apt-get update -qq
+    # nginx is only benchmarked, never run as this machine's service: keep its package from
+    # starting it (policy-rc.d, the way image builds do).
+    no_start=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      no_start=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$no_start" && chmod 755 "$no_start"
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$no_start" ] || rm -f "$no_start"
   else
     skip "installing ${missing[*]}: needs root and apt-get; the tiers that need them will skip"
   fi
@@ -117,6 +125,15 @@ if is_root; then
   BENCH_RUNS=3 ./benches/supervisors.sh
 else
   skip "the supervisors benchmark: it boots the lab and needs root"
+fi
+
+say "benchmark: the TLS front door vs nginx, in front of the same Node-RED"
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+  skip "the front door benchmark: nginx and wrk are not installed (installed as root)"
+elif [ -z "${REDWARDEN_TEST_NODERED:-}" ]; then
+  skip "the front door benchmark: no Node-RED from npm (see above)"
+else
+  BENCH_ROUNDS=3 ./benches/front.sh 5
 fi
 
 say "done in $(( $(date +%s) - started )) s"
