@@ -225,6 +225,8 @@ impl Audit {
             .env_remove("WATCHDOG_PID")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
+            // Its errors go where the supervisor's go (the journal).
+            .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);
         let into = self.findings.clone();
         self.running = Some(tokio::spawn(async move {
@@ -257,17 +259,51 @@ fn audit_args(source: &Source) -> Vec<std::ffi::OsString> {
 }
 
 /// The number of findings in `redwarden check --json`'s answer; it exits 0 when there are
-/// none and 1 when there are some, anything else is a failure to audit.
+/// none and 1 when there are some, anything else is a failure to audit. The findings are
+/// counted, not kept: a userDir full of wrongly owned files makes thousands of them, and
+/// their strings would stay in the supervisor's heap.
 fn findings_count(status: &std::process::ExitStatus, stdout: &[u8]) -> Result<usize, String> {
     if !matches!(status.code(), Some(0 | 1)) {
         return Err(format!("`redwarden check` failed ({status})"));
     }
-    let report: serde_json::Value = serde_json::from_slice(stdout)
-        .map_err(|e| format!("`redwarden check --json` printed no JSON: {e}"))?;
-    report["findings"]
-        .as_array()
-        .map(Vec::len)
-        .ok_or_else(|| "`redwarden check --json` printed no findings list".to_string())
+    match serde_json::from_slice::<CheckOutput>(stdout) {
+        Ok(output) => Ok(output.findings.0),
+        Err(e) if e.is_data() => Err(format!(
+            "`redwarden check --json` printed no findings list: {e}"
+        )),
+        Err(e) => Err(format!("`redwarden check --json` printed no JSON: {e}")),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CheckOutput {
+    findings: Counted,
+}
+
+/// A JSON list, counted as it is read.
+struct Counted(usize);
+
+impl<'de> serde::Deserialize<'de> for Counted {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Counted;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of findings")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Counted, A::Error> {
+                let mut count = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                Ok(Counted(count))
+            }
+        }
+        deserializer.deserialize_seq(Counter)
+    }
 }
 
 /// How a watched run ended.
@@ -915,6 +951,12 @@ mod tests {
         assert!(findings_count(&exited(0), b"{\"command\":\"check\"}")
             .unwrap_err()
             .contains("no findings list"));
+        assert!(findings_count(&exited(0), b"{\"findings\":{}}")
+            .unwrap_err()
+            .contains("no findings list"));
+        assert!(findings_count(&exited(1), b"{\"findings\":[")
+            .unwrap_err()
+            .contains("no JSON"));
         assert!(findings_count(&std::process::ExitStatus::from_raw(9), clean.as_bytes()).is_err());
     }
 
