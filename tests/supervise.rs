@@ -374,7 +374,7 @@ fn memory_over_the_soft_limit_restarts_node_red() {
     assert!(
         run.statuses()
             .iter()
-            .any(|s| s.contains("above the limit of 200 MiB")),
+            .any(|s| s.contains("above the limit of 200.0 MiB")),
         "{:?}",
         run.statuses()
     );

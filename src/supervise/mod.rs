@@ -659,8 +659,8 @@ impl Supervisor {
         *over += 1;
         tracing::warn!(
             "Node-RED uses {} MiB, above the limit of {} MiB ({} of {})",
-            rss >> 20,
-            limit >> 20,
+            policy::mib(rss, policy::Round::Up),
+            policy::mib(limit, policy::Round::Down),
             over,
             self.config.supervise.memory_samples
         );

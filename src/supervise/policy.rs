@@ -25,6 +25,23 @@ pub enum Ending {
     },
 }
 
+/// Which way `mib` rounds.
+#[derive(Debug, Clone, Copy)]
+pub enum Round {
+    Up,
+    Down,
+}
+
+/// Bytes as MiB with one decimal. A figure over a limit is rounded up and the limit down, so
+/// the message never reads "200 MiB, above the limit of 200 MiB" (200.1 against 200.0).
+pub fn mib(bytes: u64, round: Round) -> String {
+    let tenths = match round {
+        Round::Up => (u128::from(bytes) * 10).div_ceil(1 << 20),
+        Round::Down => (u128::from(bytes) * 10) >> 20,
+    };
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
 impl fmt::Display for Ending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -37,8 +54,8 @@ impl fmt::Display for Ending {
             Self::MemoryLimit { rss, limit } => write!(
                 f,
                 "resident memory {} MiB stayed above the limit of {} MiB",
-                rss >> 20,
-                limit >> 20
+                mib(*rss, Round::Up),
+                mib(*limit, Round::Down)
             ),
         }
     }
@@ -181,6 +198,22 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_figure_over_its_limit_never_reads_as_equal_to_it() {
+        let limit = 200 << 20;
+        let ending = Ending::MemoryLimit {
+            rss: limit + 1,
+            limit,
+        };
+        assert_eq!(
+            ending.to_string(),
+            "resident memory 200.1 MiB stayed above the limit of 200.0 MiB"
+        );
+        assert_eq!(mib(416 * (1 << 20) + 400_000, Round::Down), "416.3");
+        assert_eq!(mib(416 * (1 << 20) + 400_000, Round::Up), "416.4");
+        assert_eq!(mib(0, Round::Up), "0.0");
+    }
 
     fn policy() -> Policy {
         Policy {

@@ -42,14 +42,15 @@ took=$(elapsed "$t0")
 
 rw_status_json || fail "redwarden status --json: $(cat "$LAB_RUN/status.err")"
 last=$(json_get "$LAB_RUN/status.json" last_exit)
-[[ "$last" =~ ^resident\ memory\ ([0-9]+)\ MiB\ stayed\ above\ the\ limit\ of\ $limit\ MiB$ ]] ||
-    fail "last_exit in redwarden status is '$last', want 'resident memory N MiB stayed above the limit of $limit MiB'"
+# MiB with one decimal: the figure rounded up, the limit down.
+[[ "$last" =~ ^resident\ memory\ ([0-9]+\.[0-9])\ MiB\ stayed\ above\ the\ limit\ of\ $limit\.0\ MiB$ ]] ||
+    fail "last_exit in redwarden status is '$last', want 'resident memory N.N MiB stayed above the limit of $limit.0 MiB'"
 over=${BASH_REMATCH[1]}
-((over > limit)) || fail "last_exit says $over MiB, not above the limit of $limit MiB"
-warned=$(rw_journal "$t0" | grep -c "above the limit of $limit MiB ([0-9] of $samples)" || true)
+awk -v o="$over" -v l="$limit" 'BEGIN { exit !(o > l) }' || fail "last_exit says $over MiB, not above the limit of $limit MiB"
+warned=$(rw_journal "$t0" | grep -c "above the limit of $limit\.0 MiB ([0-9] of $samples)" || true)
 ((warned >= samples)) || fail "$warned 'above the limit' warnings in the journal, want at least $samples"
-stopped=$(rw_journal_at "$t0" "stayed above the limit of $limit MiB: stopping it")
-[[ -n "$stopped" ]] || fail "no 'stayed above the limit of $limit MiB: stopping it' in the journal"
+stopped=$(rw_journal_at "$t0" "stayed above the limit of $limit.0 MiB: stopping it")
+[[ -n "$stopped" ]] || fail "no 'stayed above the limit of $limit.0 MiB: stopping it' in the journal"
 # Graceful: Node-RED stopped on SIGINT; nothing had to be killed.
 if rw_journal "$t0" | grep "did not stop within" >/dev/null; then
     fail "the leaking Node-RED had to be killed: $(rw_journal "$t0" | grep "did not stop within")"
