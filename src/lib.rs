@@ -10,6 +10,17 @@ pub mod logging;
 pub mod report;
 pub mod supervise;
 
+/// The exit codes of both command lines.
+pub mod exit {
+    /// `check` found something (or `confirm` had nothing to confirm).
+    pub const FINDINGS: u8 = 1;
+    pub const FAILURE: u8 = 2;
+    pub const USAGE: u8 = 64;
+    /// A bad configuration: a restart only repeats it (the units list it in
+    /// RestartPreventExitStatus=).
+    pub const CONFIG: u8 = 78;
+}
+
 /// Every error the library returns, each naming what it was doing and where.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -7,14 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use redwarden::config::{Config, Hardware, Source};
+use redwarden::exit;
 use redwarden::harden;
 use redwarden::host::Root;
 use serde::Deserialize;
-
-const EXIT_FINDINGS: u8 = 1;
-const EXIT_FAILURE: u8 = 2;
-const EXIT_USAGE: u8 = 64;
-const EXIT_CONFIG: u8 = 78;
 
 /// Hardens a Node-RED installation: a dedicated user, tight file modes, and a report of
 /// what is still wrong.
@@ -165,7 +161,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
     init_logging(&cli);
@@ -198,7 +194,7 @@ fn print_units(files: &[(PathBuf, String)], drop_in: bool, dir: Option<&std::pat
             .and_then(|()| std::fs::write(&target, text));
         if let Err(e) = written {
             eprintln!("redwarden: unit --write: {}: {e}", target.display());
-            return EXIT_FAILURE;
+            return exit::FAILURE;
         }
         println!("{}", target.display());
     }
@@ -209,26 +205,26 @@ fn print_units(files: &[(PathBuf, String)], drop_in: bool, dir: Option<&std::pat
 fn passwd(root: &Root, config: &Config, user: &str) -> u8 {
     if user.is_empty() || !user.chars().all(|c| c.is_ascii_graphic()) {
         eprintln!("redwarden: passwd: `{user}` is not a user name (letters, digits and punctuation, no spaces)");
-        return EXIT_USAGE;
+        return exit::USAGE;
     }
     if root.is_live() && !rustix::process::geteuid().is_root() {
         eprintln!("redwarden: passwd: the logins file is root's: run it as root");
-        return EXIT_FAILURE;
+        return exit::FAILURE;
     }
     let password = match read_password(user) {
         Ok(password) => password,
         Err(e) => {
             eprintln!("redwarden: passwd: {e}");
-            return EXIT_FAILURE;
+            return exit::FAILURE;
         }
     };
     if password.chars().count() < 8 {
         eprintln!("redwarden: passwd: use at least 8 characters");
-        return EXIT_USAGE;
+        return exit::USAGE;
     }
     if let Err(e) = harden::nodered::set_password(root, user, &password) {
         eprintln!("redwarden: passwd: {e}");
-        return EXIT_FAILURE;
+        return exit::FAILURE;
     }
     let options = harden::Options {
         only: vec![harden::Step::NodeRed],
@@ -244,7 +240,7 @@ fn passwd(root: &Root, config: &Config, user: &str) -> u8 {
                 "redwarden: passwd: the password is stored but not yet enforced: {}",
                 failure.error
             );
-            EXIT_FAILURE
+            exit::FAILURE
         }
     }
 }
@@ -298,7 +294,7 @@ fn print_status(json: bool) -> u8 {
         }
         Err(e) => {
             eprintln!("redwarden: status: {e}");
-            EXIT_FAILURE
+            exit::FAILURE
         }
     }
 }
@@ -309,7 +305,7 @@ fn run(cli: &Cli) -> u8 {
         Some(dir) if dir.is_dir() => Root::new(dir.canonicalize().unwrap_or_else(|_| dir.clone())),
         Some(dir) => {
             eprintln!("redwarden: --root {}: not a folder", dir.display());
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let source = cli.config.clone().map_or(Source::Default, Source::Explicit);
@@ -317,7 +313,7 @@ fn run(cli: &Cli) -> u8 {
         Ok(config) => config,
         Err(e) => {
             eprintln!("redwarden: {e}");
-            return EXIT_CONFIG;
+            return exit::CONFIG;
         }
     };
     let (name, result) = match cli.command {
@@ -345,14 +341,14 @@ fn run(cli: &Cli) -> u8 {
                 Ok(files) => print_units(&files, drop_in, write.as_deref()),
                 Err(e) => {
                     eprintln!("redwarden: unit: {e}");
-                    EXIT_FAILURE
+                    exit::FAILURE
                 }
             };
         }
         Command::Run => {
             if cli.root.is_some() {
                 eprintln!("redwarden: run supervises the running system; --root is for images");
-                return EXIT_USAGE;
+                return exit::USAGE;
             }
             return match redwarden::supervise::run(config, source) {
                 Ok(()) => 0,
@@ -363,7 +359,7 @@ fn run(cli: &Cli) -> u8 {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("redwarden: run: {e}");
-                    EXIT_FAILURE
+                    exit::FAILURE
                 }
             };
         }
@@ -384,11 +380,11 @@ fn run(cli: &Cli) -> u8 {
                 }
                 Ok(false) => {
                     eprintln!("redwarden: confirm: nothing waits for a confirmation (no apply --confirm, or it was rolled back already)");
-                    EXIT_FINDINGS
+                    exit::FINDINGS
                 }
                 Err(e) => {
                     eprintln!("redwarden: confirm: {e}");
-                    EXIT_FAILURE
+                    exit::FAILURE
                 }
             };
         }
@@ -403,7 +399,7 @@ fn run(cli: &Cli) -> u8 {
                 }
                 Err(e) => {
                     tracing::error!("firewall rollback: {e}");
-                    EXIT_FAILURE
+                    exit::FAILURE
                 }
             };
         }
@@ -414,7 +410,7 @@ fn run(cli: &Cli) -> u8 {
         } => {
             if root.is_live() && !rustix::process::geteuid().is_root() {
                 eprintln!("redwarden: apply changes accounts and file owners: run it as root (or use --root on an image folder you own)");
-                return EXIT_FAILURE;
+                return exit::FAILURE;
             }
             let options = harden::Options {
                 mode: if undo_adopt {
@@ -444,7 +440,7 @@ fn run(cli: &Cli) -> u8 {
                 print!("{}", report.to_table(std::io::stdout().is_terminal()));
             }
             if report.has_findings() {
-                EXIT_FINDINGS
+                exit::FINDINGS
             } else {
                 0
             }
@@ -452,7 +448,7 @@ fn run(cli: &Cli) -> u8 {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("redwarden: {name} failed: {e}");
-            EXIT_FAILURE
+            exit::FAILURE
         }
     }
 }

@@ -7,12 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use redwarden::config::{Config, Source};
+use redwarden::exit;
 use redwarden::front::FrontError;
 use redwarden::host::Root;
-
-const EXIT_FAILURE: u8 = 2;
-const EXIT_USAGE: u8 = 64;
-const EXIT_CONFIG: u8 = 78;
 
 const USAGE: &str = "Usage: redwarden-front [--config PATH] [-v | -q]
 
@@ -70,7 +67,7 @@ fn main() -> ExitCode {
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("redwarden-front: {e}\n\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(exit::USAGE);
         }
     };
     redwarden::logging::init(args.quiet, args.verbose, tracing::Level::INFO);
@@ -79,19 +76,19 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("redwarden-front: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     ExitCode::from(match redwarden::front::run(&config) {
         Ok(()) => 0,
         Err(e @ FrontError::Disabled) => {
             eprintln!("redwarden-front: {e}");
-            EXIT_CONFIG
+            exit::CONFIG
         }
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("redwarden-front: {e}");
-            EXIT_FAILURE
+            exit::FAILURE
         }
     })
 }

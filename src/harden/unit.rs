@@ -381,9 +381,9 @@ fn front_socket(front: &crate::config::Front) -> UnitFile {
 }
 
 /// The front door's service: `redwarden-front` (installed next to `redwarden`) as its own
-/// user, which alone may read the TLS key, in a sandbox at least as tight as Node-RED's. It needs no capability (the socket is
-/// passed), no device, and no writable place but its state folder (the self-signed
-/// certificate); being Rust, it writes no executable memory.
+/// user, which alone may read the TLS key, in a sandbox at least as tight as Node-RED's. It
+/// needs no capability (the socket is passed), no device, and no writable place but its state
+/// folder (the self-signed certificate); being Rust, it writes no executable memory.
 fn front_service(config: &Config, redwarden_bin: &Path) -> UnitFile {
     let front = &config.front;
     let user = crate::host::FRONT_USER;

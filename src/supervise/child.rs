@@ -13,14 +13,13 @@ use tokio::process::{Child, Command};
 
 /// Variables that belong to the supervisor's own contract with systemd: a child holding them
 /// could speak for the service (READY, WATCHDOG) or claim its sockets.
-const SCRUBBED: &[&str] = &[
+pub const SERVICE_CONTRACT: &[&str] = &[
     "NOTIFY_SOCKET",
     "WATCHDOG_USEC",
     "WATCHDOG_PID",
     "LISTEN_FDS",
     "LISTEN_PID",
     "LISTEN_FDNAMES",
-    "JOURNAL_STREAM",
 ];
 
 /// Everything needed to start Node-RED.
@@ -72,12 +71,17 @@ impl Launch {
     }
 
     /// The supervisor's environment minus its systemd contract, with HOME at the userDir.
+    /// JOURNAL_STREAM goes too: Node-RED's output reaches the journal through the supervisor.
     pub fn environment(
         &self,
         inherited: impl Iterator<Item = (OsString, OsString)>,
     ) -> Vec<(OsString, OsString)> {
         let mut env: Vec<_> = inherited
-            .filter(|(key, _)| key != "HOME" && !SCRUBBED.iter().any(|s| key == s))
+            .filter(|(key, _)| {
+                key != "HOME"
+                    && key != "JOURNAL_STREAM"
+                    && !SERVICE_CONTRACT.iter().any(|s| key == s)
+            })
             .collect();
         env.push(("HOME".into(), self.user_dir.clone().into_os_string()));
         env
