@@ -131,6 +131,8 @@ measure() {
   ' "$work/wrk.txt" | tee -a "$results" | awk -F'|' -v r="$round" '{ printf "  round %d: %-22s %5d %8s req/s  p50 %6s ms  p99 %6s ms%s\n", r, $1, $2, $3, $4, $5, $6 }'
 }
 
+idle_rss=$(rss_kb VmRSS "$front_pid")
+
 # Node-RED's JIT warms up first, through both ways in, so that no round measures it cold.
 for url in "http://127.0.0.1:$nr_port" "https://127.0.0.1:$front_port"; do
   wrk -t 1 -c 8 -d 3s "$url/hello" >/dev/null
@@ -178,16 +180,14 @@ awk -F'|' '
     printf "%s|%d|%.0f|%.2f|%.2f\n", part[1], part[2], median(rps, key, n[key]), median(p50, key, n[key]), median(p99, key, n[key]) } }
 ' "$results" | sort -t'|' -k2,2n -s >"$medians"
 awk -F'|' '{ printf "%-22s %5d %10d %9.2f %9.2f\n", $1, $2, $3, $4, $5 }' "$medians"
-if grep -q "|.*[A-Za-z]" <(cut -d'|' -f6 "$results"); then
-  echo "errors reported by wrk:"
-  awk -F'|' '$6 != "" { print "  " $1 " (" $2 " connections):" $6 }' "$results"
-fi
+errors=$(awk -F'|' '$6 != "" { print "  " $1 " (" $2 " connections):" $6 }' "$results")
+[ -z "$errors" ] || printf 'errors reported by wrk:\n%s\n' "$errors"
 
 echo
 echo "resident memory after the runs:"
 front_rss=$(rss_kb VmRSS "$front_pid")
-printf '  %-22s %6d KiB, anonymous %6d KiB (peak RSS %d KiB)\n' "redwarden front" \
-  "$front_rss" "$(rss_kb RssAnon "$front_pid")" "$(rss_kb VmHWM "$front_pid")"
+printf '  %-22s %6d KiB, anonymous %6d KiB (peak RSS %d KiB, %d KiB before any request)\n' "redwarden front" \
+  "$front_rss" "$(rss_kb RssAnon "$front_pid")" "$(rss_kb VmHWM "$front_pid")" "$idle_rss"
 cat "$work/rss.txt"
 
 echo

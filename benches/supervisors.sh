@@ -55,8 +55,8 @@ def children():
         return set()
 # A pidfd turns readable once every thread of the process has exited: the moment its parent
 # gets SIGCHLD and can reap it. The leader thread alone shows "Z" in /proc earlier, while
-# Node-RED's other threads still release its memory (about 10 ms for 110 MB), which is the
-# kernel's time, not the supervisor's.
+# Node-RED's other threads still release its memory, which is the kernel's time, not the
+# supervisor's.
 victim_fd = os.pidfd_open(victim)
 def dead():
     return bool(select.select([victim_fd], [], [], 0)[0])
@@ -203,8 +203,8 @@ in_ct systemctl stop bench-official.service
     awk -v r="$rw_react" -v p="$pm_react" 'BEGIN { printf "reaction: redwarden / PM2 = %.2fx\n", r / p }'
     awk -v r="$rw_rss" 'BEGIN { printf "target RSS <= 4 MiB: %.1f MiB, %s\n", r / 1024, (r <= 4096) ? "met" : "MISSED" }'
     # The 20 ms are the supervisor's own budget. Before it can know, the kernel must free the old
-    # Node-RED (its teardown, 15-21 ms here for 110 MB, the same under every supervisor), so the
-    # verdict is on the reaction and the whole wait is printed beside it.
+    # Node-RED (its teardown, the same under every supervisor: see the table), so the verdict is
+    # on the reaction and the whole wait is printed beside it.
     awk -v d="$rw_teardown" -v t="$rw_react" -v c="$rw_cold" 'BEGIN { printf "target reaction <= 20 ms: %.1f ms, %s (kill -9 to serving: cold start %.0f ms + the kernel'"'"'s teardown %.1f ms + reaction %.1f ms)\n", t, (t <= 20) ? "met" : "MISSED", c, d, t }'
     echo "hang: redwarden $rw_hang; PM2 and systemd: see the table"
 } | report

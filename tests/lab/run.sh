@@ -263,9 +263,6 @@ redwarden_bin() {
     # The release build as shipped (dist/build: incrementally, a no-op when up to date) so the
     # lab tests the current source; LAB_NO_BUILD=1 uses whatever binary is there.
     if [[ "${LAB_NO_BUILD:-0}" != 1 && -x "$REPO/dist/build" ]] && command -v cargo >/dev/null; then
-        if ! grep -qs "target.$triple" "$REPO/.cargo/config.toml"; then
-            export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
-        fi
         phase "build redwarden ($arch): dist/build $triple"
         if "$REPO/dist/build" "$triple" >"$CACHE/cargo-$arch.log" 2>&1; then
             phase_done "cargo build $arch"
