@@ -26,7 +26,8 @@ pub fn init(quiet: bool, verbose: u8, default: tracing::Level) {
         .with_writer(std::io::stderr)
         .with_max_level(level);
     if under_journal {
-        builder.event_format(JournalFormat).init();
+        // Fields are formatted by the builder's writer, which colours them unless told not to.
+        builder.with_ansi(false).event_format(JournalFormat).init();
     } else {
         builder
             .with_target(false)
