@@ -74,6 +74,10 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         after: u64,
     },
+    /// Carry what the old Node-RED wrote after an adoption's copy into the copy (run by systemd
+    /// as root before the adopted Node-RED starts on probation).
+    #[command(hide = true)]
+    AdoptSync,
     /// Print the systemd unit that runs Node-RED in redwarden's sandbox.
     Unit {
         /// Hardware profiles to open instead of the configured ones (comma list: gpio,
@@ -384,6 +388,15 @@ fn run(cli: &Cli) -> u8 {
                 }
                 Err(e) => {
                     eprintln!("redwarden: confirm: {e}");
+                    exit::FAILURE
+                }
+            };
+        }
+        Command::AdoptSync => {
+            return match harden::adopt::sync(&root, &config) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("adopt-sync: {e}");
                     exit::FAILURE
                 }
             };

@@ -232,6 +232,84 @@ fn undo_adopt_switches_back_and_apply_then_leaves_it() {
     );
 }
 
+/// What pi's Node-RED writes between the copy and its stop (a deploy, a new context file) lands
+/// in the adopted copy when adopt-sync runs before the adopted Node-RED starts; what the copy
+/// changed itself is kept; journald gets plain priority-prefixed lines.
+#[test]
+fn adopt_sync_carries_later_writes_into_the_copy() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    installer_state(root);
+    apply_twice_then_check(root);
+    let probation = std::fs::read_to_string(
+        root.join("etc/systemd/system/redwarden.service.d/60-adoption-probation.conf"),
+    )
+    .unwrap();
+    assert!(
+        probation.contains("ExecStartPre=+/usr/bin/redwarden adopt-sync"),
+        "{probation}"
+    );
+    let (old, new) = (
+        root.join("home/pi/.node-red"),
+        root.join("var/lib/node-red"),
+    );
+    let uid = mode_owner(&new.join("flows.json")).1;
+    std::fs::write(
+        old.join("flows.json"),
+        "[{\"deployed\":\"after the copy\"}]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(old.join("context/global")).unwrap();
+    std::fs::write(old.join("context/global/global.json"), "{\"n\":1}\n").unwrap();
+    std::fs::write(old.join("package.json"), "{\"old\":1}\n").unwrap();
+    std::fs::write(new.join("package.json"), "{\"new\":1}\n").unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_redwarden"))
+        .args(["--root", root.to_str().unwrap(), "adopt-sync"])
+        .env("JOURNAL_STREAM", "8:1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("<4>redwarden: ") && log.contains("package.json: changed in both folders"),
+        "{log}"
+    );
+    assert!(log.contains("files=2 bytes=40 links=0"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in the journal: {log:?}"
+    );
+    for file in ["flows.json", "context/global/global.json"] {
+        assert_eq!(
+            std::fs::read(old.join(file)).unwrap(),
+            std::fs::read(new.join(file)).unwrap(),
+            "{file}"
+        );
+        assert_eq!(
+            mode_owner(&new.join(file)).1,
+            uid,
+            "{file} owned by nodered"
+        );
+    }
+    assert_eq!(mode_owner(&new.join("context")), (0o700, uid, uid));
+    assert_eq!(
+        std::fs::read_to_string(new.join("package.json")).unwrap(),
+        "{\"new\":1}\n"
+    );
+    // Once confirmed there is nothing to carry: the probation is over.
+    std::fs::write(
+        root.join("var/lib/redwarden/adoption"),
+        "phase=adopted\nfrom=/home/pi/.node-red\nunit=nodered.service\nreason=\n",
+    )
+    .unwrap();
+    std::fs::write(old.join("flows.json"), "[]\n").unwrap();
+    let out = run_on(root, &["adopt-sync"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_ne!(std::fs::read(new.join("flows.json")).unwrap(), b"[]\n");
+}
+
 #[test]
 fn a_user_dir_holding_another_node_red_blocks_adoption() {
     require_root!();

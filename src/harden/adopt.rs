@@ -30,6 +30,10 @@ pub const STATE_FILE: &str = "/var/lib/redwarden/adoption";
 pub const MARKER: &str = ".redwarden-adopted-from";
 /// The probation drop-in: no restarts, and the old unit takes over if the new one fails.
 const PROBATION: &str = "redwarden.service.d/60-adoption-probation.conf";
+/// File times come from the kernel's coarse clock, which may lag the clock read before a copy
+/// is compared by a tick: files the old Node-RED wrote this long before still count as changed.
+/// A file that did not change is left alone anyway, as its copy holds the same bytes.
+const COARSE_CLOCK_NS: i128 = 1_000_000_000;
 /// How long a hand-run apply waits for the adopted Node-RED to answer before leaving the verdict
 /// to the next apply. Node-RED starts in about 1 s on x86 and 10-30 s on a Pi Zero.
 const PROBATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,6 +53,17 @@ pub struct State {
     pub phase: Phase,
     pub from: PathBuf,
     pub unit: String,
+    /// While on probation: what `adopt-sync` carries over.
+    pub window: Option<Window>,
+}
+
+/// When the adoption's last copy began to be compared with its source, and when the switch
+/// began, in ns since the epoch. The old Node-RED keeps running until the switch stops it: what
+/// it wrote after `copied` is carried over, unless the copy itself changed after `switched`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub copied: i128,
+    pub switched: i128,
 }
 
 impl State {
@@ -59,8 +74,11 @@ impl State {
             Phase::Failed(reason) => ("failed", reason.as_str()),
             Phase::Undone => ("undone", ""),
         };
+        let window = self.window.map_or(String::new(), |w| {
+            format!("copied={}\nswitched={}\n", w.copied, w.switched)
+        });
         format!(
-            "phase={phase}\nfrom={}\nunit={}\nreason={}\n",
+            "phase={phase}\nfrom={}\nunit={}\nreason={}\n{window}",
             self.from.display(),
             self.unit,
             reason.replace('\n', " ")
@@ -80,10 +98,14 @@ impl State {
             "undone" => Phase::Undone,
             _ => return None,
         };
+        let time = |key: &str| field(key)?.parse::<i128>().ok();
         Some(Self {
             phase,
             from: PathBuf::from(field("from")?),
             unit: field("unit")?,
+            window: time("copied")
+                .zip(time("switched"))
+                .map(|(copied, switched)| Window { copied, switched }),
         })
     }
 }
@@ -97,6 +119,7 @@ pub enum AdoptChange {
         unit: String,
         owner: (u32, u32),
         port: u16,
+        redwarden_bin: PathBuf,
     },
     /// Node-RED answers under redwarden.service: end the probation.
     Confirm {
@@ -162,6 +185,7 @@ pub struct Observed {
     pub legacy: Option<Installation>,
     pub configured: Installation,
     pub owner: Option<(u32, u32)>,
+    pub redwarden_bin: PathBuf,
     pub target: Target,
     pub state: Option<State>,
     pub port: u16,
@@ -210,6 +234,7 @@ pub fn observe(
         legacy,
         configured,
         owner,
+        redwarden_bin: super::unit::installed_redwarden(root),
         target,
         state,
         port,
@@ -334,6 +359,7 @@ pub fn plan(observed: &Observed) -> Plan {
                 unit,
                 owner,
                 port: observed.port,
+                redwarden_bin: observed.redwarden_bin.clone(),
             }));
         }
     }
@@ -386,23 +412,31 @@ fn serves_http(port: u16) -> bool {
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 /// Copies until source and copy agree: the old Node-RED keeps running and may write (a deploy,
-/// a context flush) while the copy is made.
+/// a context flush) while the copy is made. Returns when the agreeing comparison began: what
+/// changed after that is for `adopt-sync`.
 fn copy_verified(
     root: &Root,
     from: &Path,
     staging: &Path,
     owner: (u32, u32),
-) -> Result<fs::CopyStats, crate::Error> {
+) -> Result<(fs::CopyStats, i128), crate::Error> {
     let mut last = Vec::new();
     for _ in 0..3 {
         if staging.exists() {
             std::fs::remove_dir_all(staging).map_err(|e| adopt_error(staging, "remove", e))?;
         }
         let stats = fs::copy_tree(&root.resolve_parent(from)?, staging, owner.0, owner.1)?;
+        let compared = now_ns();
         last = fs::compare_trees(&root.resolve_parent(from)?, staging)?;
         if last.is_empty() {
-            return Ok(stats);
+            return Ok((stats, compared));
         }
     }
     let _ = std::fs::remove_dir_all(staging);
@@ -421,6 +455,7 @@ pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
         phase,
         from: from.to_path_buf(),
         unit: unit.to_string(),
+        window: None,
     };
     match change {
         AdoptChange::Adopt {
@@ -429,7 +464,8 @@ pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
             unit,
             owner,
             port,
-        } => adopt(root, from, to, unit, *owner, *port),
+            redwarden_bin,
+        } => adopt(root, from, to, unit, *owner, *port, redwarden_bin),
         AdoptChange::Confirm { unit, from } => {
             remove_probation(root)?;
             write_state(root, &state(Phase::Adopted, unit, from))
@@ -463,6 +499,7 @@ fn adopt(
     unit: &str,
     owner: (u32, u32),
     port: u16,
+    redwarden_bin: &Path,
 ) -> Result<(), crate::Error> {
     let target = root.resolve_parent(to)?;
     let sibling = |suffix: &str| {
@@ -474,7 +511,7 @@ fn adopt(
     // undone. It is made beside the target and renamed into place, so the userDir is either
     // empty, an earlier copy, or a complete, verified new copy.
     let staging = sibling(".redwarden-adopting");
-    let stats = copy_verified(root, from, &staging, owner)?;
+    let (stats, copied) = copy_verified(root, from, &staging, owner)?;
     tracing::info!(
         files = stats.files,
         bytes = stats.bytes,
@@ -505,7 +542,14 @@ fn adopt(
     if let Some(parent) = probation.parent().filter(|p| !p.exists()) {
         fs::create_dir(parent, 0o755, 0, 0)?;
     }
-    let text = format!("# redwarden: adoption on probation; the next apply removes it once Node-RED serves.\n[Unit]\nOnFailure={unit}\n\n[Service]\nRestart=no\n");
+    // adopt-sync runs as root (+) once the old unit has stopped (redwarden.service is ordered
+    // after it), before the adopted Node-RED starts; if it fails, so does the start, and
+    // OnFailure= hands Node-RED back.
+    let text = format!(
+        "# redwarden: adoption on probation; the next apply removes it once Node-RED serves.\n\
+         [Unit]\nOnFailure={unit}\n\n[Service]\nRestart=no\nExecStartPre=+{} adopt-sync\n",
+        redwarden_bin.display()
+    );
     fs::write_file(&probation, text.as_bytes(), 0o644, 0, 0)?;
     set_enabled(root, UNIT_NAME, true)?;
     set_enabled(root, unit, false)?;
@@ -515,6 +559,10 @@ fn adopt(
             phase: Phase::Probation,
             from: from.to_path_buf(),
             unit: unit.to_string(),
+            window: Some(Window {
+                copied,
+                switched: now_ns(),
+            }),
         },
     )?;
     if systemd::is_booted(root) {
@@ -528,6 +576,68 @@ fn adopt(
             wait_for_verdict(port);
         }
     }
+    Ok(())
+}
+
+/// `redwarden adopt-sync`: run by systemd as root before the adopted Node-RED starts on
+/// probation. What the old Node-RED wrote after the copy (a deploy, the context it flushes as it
+/// stops) is carried into the copy. Nothing to do outside a probation.
+pub fn sync(root: &Root, config: &Config) -> Result<(), crate::Error> {
+    let state = fs::read_nofollow(&root.resolve(Path::new(STATE_FILE))?)?
+        .and_then(|bytes| State::parse(&String::from_utf8_lossy(&bytes)));
+    let Some(State {
+        phase: Phase::Probation,
+        from,
+        unit,
+        window: Some(window),
+    }) = state
+    else {
+        tracing::info!("no adoption on probation: nothing to carry over");
+        return Ok(());
+    };
+    if systemd::is_booted(root) && systemd::is_active(&unit) {
+        return Err(crate::Error::Adopt(format!(
+            "{unit} still runs and may still write to {}; not starting the copy beside it",
+            from.display()
+        )));
+    }
+    let to = Installation::configured(config).user_dir;
+    let to_host = root.resolve_parent(&to)?;
+    let marker = fs::read_nofollow(&to_host.join(MARKER))?
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string());
+    if marker.as_deref().map(Path::new) != Some(from.as_path()) {
+        return Err(crate::Error::Adopt(format!(
+            "{} does not hold the copy of {} ({MARKER} says {:?}); nothing carried over",
+            to.display(),
+            from.display(),
+            marker.unwrap_or_default()
+        )));
+    }
+    let done = fs::carry_over(
+        &root.resolve_parent(&from)?,
+        &to_host,
+        window.copied - COARSE_CLOCK_NS,
+        window.switched,
+    )?;
+    for rel in &done.kept {
+        tracing::warn!(
+            "{}: changed in both folders since the copy; kept the copy's version",
+            to.join(rel).display()
+        );
+    }
+    for rel in &done.skipped {
+        tracing::warn!(
+            "{}: a special file changed after the copy; not carried over",
+            from.join(rel).display()
+        );
+    }
+    tracing::info!(
+        files = done.files,
+        bytes = done.bytes,
+        links = done.links,
+        "carried over what {unit} wrote to {} after the copy",
+        from.display()
+    );
     Ok(())
 }
 
@@ -577,6 +687,7 @@ mod tests {
             legacy: Some(legacy()),
             configured: Installation::configured(&Config::default()),
             owner: Some((999, 999)),
+            redwarden_bin: "/usr/bin/redwarden".into(),
             target,
             state,
             port: 1880,
@@ -608,6 +719,7 @@ mod tests {
             phase: Phase::Failed("no answer".into()),
             from: "/x".into(),
             unit: "nodered.service".into(),
+            window: None,
         };
         let plan_failed = plan(&observed(Target::Free, Some(failed)));
         assert_eq!(ids(&plan_failed), ["adopt.failed"]);
@@ -630,6 +742,7 @@ mod tests {
             phase: Phase::Adopted,
             from: "/home/pi/.node-red".into(),
             unit: "nodered.service".into(),
+            window: None,
         };
         let plan = plan(&observed(
             Target::AdoptedFrom("/home/pi/.node-red".into()),
@@ -658,6 +771,7 @@ mod tests {
             phase: Phase::Probation,
             from: "/home/pi/.node-red".into(),
             unit: "nodered.service".into(),
+            window: None,
         };
         let mut obs = observed(
             Target::AdoptedFrom("/home/pi/.node-red".into()),
@@ -685,9 +799,19 @@ mod tests {
             phase: Phase::Failed("x\ny".into()),
             from: "/home/pi/.node-red".into(),
             unit: "nodered.service".into(),
+            window: None,
         };
         let parsed = State::parse(&state.render()).unwrap();
         assert_eq!(parsed.phase, Phase::Failed("x y".into()));
         assert_eq!(parsed.from, state.from);
+        let probation = State {
+            phase: Phase::Probation,
+            window: Some(Window {
+                copied: 1_795_000_000_123_456_789,
+                switched: 1_795_000_002_000_000_000,
+            }),
+            ..state
+        };
+        assert_eq!(State::parse(&probation.render()), Some(probation));
     }
 }

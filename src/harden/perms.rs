@@ -608,6 +608,7 @@ mod tests {
                 uid,
                 gid: uid,
                 ino: 7,
+                modified_ns: 0,
             },
             link: None,
         }
@@ -624,6 +625,7 @@ mod tests {
                     uid: 999,
                     gid: 999,
                     ino: 1,
+                    modified_ns: 0,
                 }),
                 entries,
                 settings_outside: None,
@@ -840,6 +842,7 @@ mod tests {
             uid: 0,
             gid: 0,
             ino: 3,
+            modified_ns: 0,
         });
         let plan = plan(&obs);
         assert_eq!(plan.findings[0].id, "perms.userdir-symlink");

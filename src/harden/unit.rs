@@ -339,7 +339,13 @@ impl Service {
                         d("Description", "Node-RED, sandboxed by redwarden"),
                         d("Documentation", "https://nodered.org/docs/"),
                         d("Wants", "network-online.target redwarden-apply.service"),
-                        d("After", "network-online.target redwarden-apply.service"),
+                        // Conflicts= alone would stop the installer's unit while this one
+                        // starts; ordered, the old Node-RED has stopped (its context flushed,
+                        // its port free) before this one starts, and the other way round.
+                        d(
+                            "After",
+                            "network-online.target redwarden-apply.service nodered.service",
+                        ),
                         d("Conflicts", "nodered.service"),
                     ],
                 ),
@@ -738,17 +744,22 @@ fn wanted(observed: &Observed) -> Vec<(&'static str, &'static str)> {
     units
 }
 
+/// Where the units find redwarden: the first of the usual places that holds it, else /usr/bin.
+pub(super) fn installed_redwarden(root: &crate::host::Root) -> PathBuf {
+    crate::host::paths::REDWARDEN_BINARIES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| root.resolve(p).is_ok_and(|host| host.exists()))
+        .unwrap_or_else(|| PathBuf::from(crate::host::paths::REDWARDEN_BINARIES[0]))
+}
+
 pub fn observe(root: &crate::host::Root, config: &Config) -> Result<Observed, crate::Error> {
     let accounts = crate::host::accounts::AccountDb::load(root)?;
     let configured = super::install::Installation::configured(config);
     let legacy = super::install::find_unit(root)?
         .and_then(|unit| super::install::Installation::from_unit(&unit, &accounts, &configured));
     let binaries = super::install::find_binaries(root, config, &[configured.user_dir.as_path()]);
-    let redwarden_bin = crate::host::paths::REDWARDEN_BINARIES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| root.resolve(p).is_ok_and(|host| host.exists()))
-        .unwrap_or_else(|| PathBuf::from(crate::host::paths::REDWARDEN_BINARIES[0]));
+    let redwarden_bin = installed_redwarden(root);
     let mut observed = Observed {
         config: config.clone(),
         binaries,

@@ -97,6 +97,8 @@ pub struct Meta {
     pub uid: u32,
     pub gid: u32,
     pub ino: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub modified_ns: i128,
 }
 
 impl From<&Stat> for Meta {
@@ -113,6 +115,7 @@ impl From<&Stat> for Meta {
             uid: st.st_uid,
             gid: st.st_gid,
             ino: st.st_ino,
+            modified_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
         }
     }
 }
@@ -283,18 +286,8 @@ fn open_beneath(top: &Path, rel: &Path, expected_ino: u64) -> Result<OwnedFd, Fs
         };
         fd = match openat(&fd, *name, flags | OFlags::CLOEXEC, Mode::empty()) {
             Ok(next) => next,
-            // O_NOFOLLOW meets a link as ELOOP, O_DIRECTORY as ENOTDIR: tell which it was.
             Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
-                let is_link = statat(&fd, *name, AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|st| Meta::from(&st).kind == Kind::Symlink);
-                return Err(if is_link {
-                    FsError::Symlink {
-                        op: "change",
-                        path: full,
-                    }
-                } else {
-                    io("open", &full)(e)
-                });
+                return Err(link_or_io(&fd, Path::new(name), "change", &full, e))
             }
             Err(e) => return Err(io("open", &full)(e)),
         };
@@ -312,6 +305,21 @@ fn open_beneath(top: &Path, rel: &Path, expected_ino: u64) -> Result<OwnedFd, Fs
         return Err(FsError::Special { path: full });
     }
     Ok(fd)
+}
+
+/// O_NOFOLLOW meets a link as ELOOP, O_DIRECTORY as ENOTDIR: tell a link (refused) from
+/// anything else (an I/O error).
+fn link_or_io(dirfd: impl AsFd, name: &Path, op: &'static str, path: &Path, e: Errno) -> FsError {
+    if statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| Meta::from(&st).kind == Kind::Symlink)
+    {
+        FsError::Symlink {
+            op,
+            path: path.to_path_buf(),
+        }
+    } else {
+        io("open", path)(e)
+    }
 }
 
 /// Changes owner and/or mode of an observed entry below `top`, through a handle. The owner goes
@@ -577,9 +585,26 @@ pub fn write_file(
         Err(e) => return Err(io("stat", path)(e)),
     }
 
+    replace_at(&parent_fd, name, path, contents, mode, uid, gid)?;
+    fsync(&parent_fd).map_err(io("fsync", parent))?;
+    Ok(Written::Changed)
+}
+
+/// Puts `contents` at `name` in the open folder: a temp file beside it (O_EXCL|O_NOFOLLOW, final
+/// owner and mode, fsynced) renamed over it, so a reader sees the old file or the new one. The
+/// caller fsyncs the folder. `path` names the file in errors.
+fn replace_at(
+    parent_fd: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<(), FsError> {
     let temp_name = temp_name(name);
     let temp = openat(
-        &parent_fd,
+        parent_fd,
         temp_name.as_c_str(),
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         self::mode(mode & 0o777),
@@ -595,15 +620,168 @@ pub fn write_file(
         file.write_all(contents)
             .map_err(|e| io("write", path)(errno_of(e)))?;
         fsync(&temp).map_err(io("fsync", path))?;
-        rustix::fs::renameat(&parent_fd, temp_name.as_c_str(), &parent_fd, name)
-            .map_err(io("rename", path))?;
-        fsync(&parent_fd).map_err(io("fsync", parent))?;
-        Ok(Written::Changed)
+        rustix::fs::renameat(parent_fd, temp_name.as_c_str(), parent_fd, name)
+            .map_err(io("rename", path))
     })();
     if result.is_err() {
-        let _ = unlinkat(&parent_fd, temp_name.as_c_str(), AtFlags::empty());
+        let _ = unlinkat(parent_fd, temp_name.as_c_str(), AtFlags::empty());
     }
     result
+}
+
+/// What [`carry_over`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CarriedOver {
+    pub files: u64,
+    pub bytes: u64,
+    pub links: u64,
+    /// Changed in both trees since the copy: the copy's version stays.
+    pub kept: Vec<PathBuf>,
+    /// Special files (FIFOs, sockets, devices), which are never copied.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Brings into the copy `to` each regular file of `from` that was modified at or after
+/// `changed_since` (ns since the epoch), unless the copy's own file was modified at or after
+/// `copy_made`: a copy that changed since it was made is never overwritten. Files land with the
+/// owner of `to` and their source mode without setuid, setgid or world-write; missing folders
+/// and links are created, a link the copy holds otherwise is kept, and nothing is deleted. `to` may belong to a less privileged user: it is entered
+/// through handles, never through a symlink.
+pub fn carry_over(
+    from: &Path,
+    to: &Path,
+    changed_since: i128,
+    copy_made: i128,
+) -> Result<CarriedOver, FsError> {
+    let mut changed = Vec::new();
+    let unreadable = walk(from, |e| {
+        if e.meta.modified_ns >= changed_since && e.meta.kind != Kind::Dir {
+            changed.push(e.clone());
+        }
+    })?;
+    if let Some(first) = unreadable.first() {
+        return Err(io("read folder", &from.join(&first.rel))(first.reason));
+    }
+    let top =
+        open_dir_nofollow(CWD, to).map_err(|e| link_or_io(CWD, to, "carry over into", to, e))?;
+    let owner = Meta::from(&fstat(&top).map_err(io("stat", to))?);
+    let mut done = CarriedOver::default();
+    for entry in changed {
+        let target = to.join(&entry.rel);
+        match (&entry.meta.kind, &entry.link) {
+            (Kind::File, _) => {}
+            (Kind::Symlink, Some(link)) => {
+                let (folder, name) = open_folder_creating(&top, to, &entry.rel, &owner)?;
+                match rustix::fs::readlinkat(&folder, name, Vec::new()) {
+                    Ok(current) if current.as_bytes() == link.as_os_str().as_bytes() => {}
+                    Err(Errno::NOENT) => {
+                        rustix::fs::symlinkat(link, &folder, name)
+                            .map_err(io("create link", &target))?;
+                        rustix::fs::chownat(
+                            &folder,
+                            name,
+                            Some(Uid::from_raw(owner.uid)),
+                            Some(Gid::from_raw(owner.gid)),
+                            AtFlags::SYMLINK_NOFOLLOW,
+                        )
+                        .map_err(io("chown", &target))?;
+                        done.links += 1;
+                    }
+                    _ => done.kept.push(entry.rel),
+                }
+                continue;
+            }
+            _ => {
+                done.skipped.push(entry.rel);
+                continue;
+            }
+        }
+        let contents = read_fd(
+            open_beneath(from, &entry.rel, entry.meta.ino)?,
+            &from.join(&entry.rel),
+        )?;
+        let (folder, name) = open_folder_creating(&top, to, &entry.rel, &owner)?;
+        match statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let current = Meta::from(&st);
+                if current.kind == Kind::File && same_contents(&folder, name, &contents) {
+                    continue;
+                }
+                if current.kind != Kind::File || current.modified_ns >= copy_made {
+                    done.kept.push(entry.rel);
+                    continue;
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io("stat", &target)(e)),
+        }
+        replace_at(
+            &folder,
+            name,
+            &target,
+            &contents,
+            entry.meta.mode & 0o775,
+            owner.uid,
+            owner.gid,
+        )?;
+        fsync(&folder).map_err(io("fsync", &target))?;
+        done.files += 1;
+        done.bytes += contents.len() as u64;
+    }
+    Ok(done)
+}
+
+/// Opens the folder that holds `rel` below the open folder `top` (named `top_path` in errors),
+/// creating missing folders 0700 with the owner of `top`, and never entering a symlink.
+fn open_folder_creating<'a>(
+    top: &OwnedFd,
+    top_path: &Path,
+    rel: &'a Path,
+    owner: &Meta,
+) -> Result<(OwnedFd, &'a OsStr), FsError> {
+    let mut names: Vec<&OsStr> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let file = names.pop().ok_or(FsError::Special {
+        path: top_path.join(rel),
+    })?;
+    let mut folder = top
+        .try_clone()
+        .map_err(|e| io("open", top_path)(errno_of(e)))?;
+    let mut path = top_path.to_path_buf();
+    for name in names {
+        path.push(name);
+        let next = match open_dir_nofollow(&folder, Path::new(name)) {
+            Err(Errno::NOENT) => {
+                mkdirat(&folder, name, self::mode(0o700)).map_err(io("create folder", &path))?;
+                let created =
+                    open_dir_nofollow(&folder, Path::new(name)).map_err(io("open", &path))?;
+                fchown(
+                    &created,
+                    Some(Uid::from_raw(owner.uid)),
+                    Some(Gid::from_raw(owner.gid)),
+                )
+                .map_err(io("chown", &path))?;
+                created
+            }
+            Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
+                return Err(link_or_io(
+                    &folder,
+                    Path::new(name),
+                    "carry over into",
+                    &path,
+                    e,
+                ))
+            }
+            other => other.map_err(io("open", &path))?,
+        };
+        folder = next;
+    }
+    Ok((folder, file))
 }
 
 /// Makes `path` a symlink to `target` (atomically: a temp link renamed over it), unless it
@@ -643,10 +821,11 @@ fn temp_name(name: &OsStr) -> CString {
 }
 
 fn same_contents(parent_fd: &OwnedFd, name: &OsStr, contents: &[u8]) -> bool {
+    // NONBLOCK: a FIFO swapped in by the folder's owner must not hang the reader.
     let Ok(fd) = openat(
         parent_fd,
         name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     ) else {
         return false;
@@ -775,6 +954,88 @@ mod tests {
                 "link".into()
             ]
         );
+    }
+
+    fn ns(time: std::time::SystemTime) -> i128 {
+        time.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128
+    }
+
+    fn age(path: &Path, time: std::time::SystemTime) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    }
+
+    #[test]
+    fn carry_over_brings_later_changes_and_keeps_what_the_copy_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        std::fs::create_dir_all(from.join("context")).unwrap();
+        for name in ["flows.json", "both.json", "context/global.json"] {
+            std::fs::write(from.join(name), "copied").unwrap();
+        }
+        let to = dir.path().join("to");
+        let (uid, gid) = own_ids();
+        copy_tree(&from, &to, uid, gid).unwrap();
+        let now = std::time::SystemTime::now();
+        let long_ago = now - std::time::Duration::from_secs(100);
+        for top in [&from, &to] {
+            for name in ["flows.json", "both.json", "context/global.json"] {
+                age(&top.join(name), long_ago);
+            }
+        }
+        let copied = ns(now - std::time::Duration::from_secs(60));
+        let switched = ns(now - std::time::Duration::from_secs(50));
+
+        std::fs::write(from.join("flows.json"), "deployed later").unwrap();
+        std::fs::write(from.join("both.json"), "old side").unwrap();
+        std::fs::write(to.join("both.json"), "new side").unwrap();
+        std::fs::create_dir_all(from.join("node_modules/x")).unwrap();
+        std::fs::write(from.join("node_modules/x/index.js"), "installed").unwrap();
+        symlink("flows.json", from.join("link")).unwrap();
+
+        let done = carry_over(&from, &to, copied, switched).unwrap();
+        assert_eq!((done.files, done.bytes), (2, 23));
+        assert_eq!(done.kept, [PathBuf::from("both.json")]);
+        assert_eq!(done.links, 1);
+        assert_eq!(
+            std::fs::read_link(to.join("link")).unwrap(),
+            Path::new("flows.json")
+        );
+        let read = |rel: &str| std::fs::read_to_string(to.join(rel)).unwrap();
+        assert_eq!(read("flows.json"), "deployed later");
+        assert_eq!(read("both.json"), "new side");
+        assert_eq!(read("context/global.json"), "copied");
+        assert_eq!(read("node_modules/x/index.js"), "installed");
+        assert_eq!(mode_of(&to.join("node_modules")), 0o700);
+
+        let again = carry_over(&from, &to, copied, switched).unwrap();
+        assert_eq!(again.files, 0, "a second run writes nothing");
+    }
+
+    #[test]
+    fn carry_over_never_writes_through_a_link_in_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to, victim) = (
+            dir.path().join("from"),
+            dir.path().join("to"),
+            dir.path().join("victim"),
+        );
+        std::fs::create_dir_all(from.join("lib")).unwrap();
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(from.join("lib/settings.js"), "x").unwrap();
+        symlink(&victim, to.join("lib")).unwrap();
+        let err = carry_over(&from, &to, 0, i128::MAX).unwrap_err();
+        assert!(matches!(err, FsError::Symlink { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+        let err = carry_over(&from, &to.join("lib"), 0, i128::MAX).unwrap_err();
+        assert!(matches!(err, FsError::Symlink { .. }), "{err}");
     }
 
     #[test]

@@ -184,13 +184,14 @@ nr_token() {
     fi
 }
 
-# deploy_flow JSON: full deploy through the admin API. Fails the scenario on error.
+# deploy_flow JSON [/flow]: full deploy through the admin API, or with /flow one more flow tab
+# ({"label":...,"nodes":[...]}) beside the deployed ones. Fails the scenario on error.
 deploy_flow() {
     local token body
     token=$(nr_token)
     local -a HTTP_ARGS=(-H 'Content-Type: application/json' -H 'Node-RED-Deployment-Type: full')
     [[ -n "$token" ]] && HTTP_ARGS+=(-H "Authorization: Bearer $token")
-    body=$(http POST /flows "$1") || fail "deploy failed: HTTP $(http_code) $body"
+    body=$(http POST "${2:-/flows}" "$1") || fail "deploy failed: HTTP $(http_code) $body"
     log "deployed: $body"
 }
 

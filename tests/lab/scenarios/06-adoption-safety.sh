@@ -17,7 +17,7 @@ in_ct redwarden apply --undo-adopt || rc=$?
 [[ $rc -eq 0 || $rc -eq 1 ]] || fail "apply --undo-adopt exited $rc"
 for _ in $(seq 30); do [[ "$(in_ct systemctl is-active nodered.service || true)" == active ]] && break; sleep 1; done
 assert_eq "active" "$(in_ct systemctl is-active nodered.service || true)" "nodered.service after --undo-adopt"
-# Conflicts= stops redwarden.service while nodered.service starts, without ordering the two.
+# Conflicts= stops redwarden.service, which is ordered after nodered.service, before it starts.
 for _ in $(seq 30); do [[ "$(in_ct systemctl is-active redwarden.service || true)" == inactive ]] && break; sleep 1; done
 assert_eq "inactive" "$(in_ct systemctl is-active redwarden.service || true)" "redwarden.service after --undo-adopt"
 serves_cred "pi's Node-RED serves its own flows again"
@@ -35,6 +35,24 @@ serves_cred "Node-RED still serves after the failed switch"
 redwarden_json check >/dev/null
 finding_ids | grep -qx adopt.failed || fail "check does not report adopt.failed"
 
+# What the old Node-RED writes between the copy and its stop is carried over (adopt-sync):
+# here, global context that it holds in memory and writes to its file only as it stops.
+in_ct sh -c 'sed -i "s|^module.exports = {|&\n    contextStorage: { default: { module: \"localfilesystem\", config: { flushInterval: 3600 } } },|" /home/pi/.node-red/settings.js'
+in_ct systemctl restart nodered.service
+wait_nodered
+deploy_flow '{"id":"ctx-tab","label":"context","nodes":[
+  {"id":"ctx-set-in","type":"http in","z":"ctx-tab","url":"/lab-ctx-set","method":"get","wires":[["ctx-set"]]},
+  {"id":"ctx-set","type":"function","z":"ctx-tab","func":"global.set(\"lab\", msg.req.query.v);\nmsg.payload = \"set\";\nreturn msg;","outputs":1,"wires":[["ctx-set-out"]]},
+  {"id":"ctx-set-out","type":"http response","z":"ctx-tab","statusCode":"","wires":[]},
+  {"id":"ctx-get-in","type":"http in","z":"ctx-tab","url":"/lab-ctx","method":"get","wires":[["ctx-get"]]},
+  {"id":"ctx-get","type":"function","z":"ctx-tab","func":"msg.payload = String(global.get(\"lab\"));\nreturn msg;","outputs":1,"wires":[["ctx-get-out"]]},
+  {"id":"ctx-get-out","type":"http response","z":"ctx-tab","statusCode":"","wires":[]}]}' /flow
+ctx_value="v$RANDOM$RANDOM"
+for _ in $(seq 20); do [[ "$(http GET "/lab-ctx-set?v=$ctx_value")" == set ]] && break; sleep 0.5; done
+assert_eq "$ctx_value" "$(http GET /lab-ctx)" "pi's Node-RED holds the context value"
+! grep -rqs "$ctx_value" "$LAB_ROOT/home/pi/.node-red/context" ||
+    fail "the context value is on disk before the switch: this would not test the carry-over"
+
 # Fixed configuration, failure record removed: apply adopts again.
 in_ct sh -c 'rm /etc/redwarden/redwarden.toml /var/lib/redwarden/adoption'
 rc=0
@@ -50,3 +68,8 @@ assert_eq "inactive" "$(in_ct systemctl is-active nodered.service || true)" "nod
 # earlier copy), and keeps the earlier copy aside.
 serves_cred "the fresh copy serves pi's flows"
 compgen -G "$LAB_ROOT/var/lib/node-red.redwarden-previous-*" >/dev/null || fail "the earlier copy was not kept aside"
+grep -rqs "$ctx_value" "$LAB_ROOT/var/lib/node-red/context" ||
+    fail "the context pi's Node-RED wrote as it stopped is not in the adopted copy"
+assert_eq "$ctx_value" "$(http GET /lab-ctx)" "the adopted Node-RED has the context written after the copy"
+in_ct journalctl -u redwarden.service -o cat --no-pager | grep "carried over" >&2 ||
+    fail "adopt-sync did not run before the adopted Node-RED"
