@@ -3,7 +3,7 @@
 # under systemd-nspawn, install redwarden, run the scenarios from outside.
 #
 #   tests/lab/run.sh [--arch amd64|arm64|amd64,arm64] [--flavour deb18|node22|deb18,node22]
-#                    [--keep] [--rebuild] [--build-only] [--serve | --shell] [SCENARIO...]
+#                    [--jobs N] [--keep] [--rebuild] [--build-only] [--serve | --shell] [SCENARIO...]
 #
 # SCENARIO: a file name in tests/lab/scenarios/ without .sh, or a prefix of it
 # ("01", "02-apply"), or the path of a script to run as one (benches/supervisors.sh).
@@ -35,7 +35,7 @@ usage() {
 
 archs=amd64
 flavours=node22
-keep=0 rebuild=0 build_only=0 mode=test
+keep=0 rebuild=0 build_only=0 mode=test jobs=1
 scenario_args=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -43,6 +43,8 @@ while [[ $# -gt 0 ]]; do
     --arch=*) archs=${1#*=}; shift ;;
     --flavour | --flavor) flavours=${2:?}; shift 2 ;;
     --flavour=* | --flavor=*) flavours=${1#*=}; shift ;;
+    --jobs) jobs=${2:?}; shift 2 ;;
+    --jobs=*) jobs=${1#*=}; shift ;;
     --keep) keep=1; shift ;;
     --rebuild) rebuild=1; shift ;;
     --build-only) build_only=1; shift ;;
@@ -59,6 +61,7 @@ IFS=, read -r -a ARCHS <<<"$archs"
 IFS=, read -r -a FLAVOURS <<<"$flavours"
 for a in "${ARCHS[@]}"; do [[ "$a" == amd64 || "$a" == arm64 ]] || die "--arch: amd64 or arm64, not $a"; done
 for f in "${FLAVOURS[@]}"; do [[ "$f" == deb18 || "$f" == node22 ]] || die "--flavour: deb18 or node22, not $f"; done
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: a number from 1, not $jobs"
 [[ $EUID -eq 0 ]] || die "the lab needs root (debootstrap, chroot, systemd-nspawn)"
 [[ "$(uname -m)" == x86_64 ]] || die "the lab expects an x86_64 host (arm64 runs through qemu-user)"
 
@@ -531,6 +534,62 @@ prune_runs() {
     done
 }
 
+# lab_parallel: each arch/flavour in a lab run of its own, up to $jobs at once. A lab mostly
+# waits (Node-RED starting, watchdogs, backoff) or runs one qemu thread, so on two cores four
+# cells take little longer than the slowest. Each cell's output is printed whole once it is
+# done, in matrix order, and the counts are added up.
+lab_parallel() {
+    local -a cells=() nets=()
+    local a f i n cell
+    for a in "${ARCHS[@]}"; do for f in "${FLAVOURS[@]}"; do cells+=("$a/$f"); done; done
+    # Images first, one at a time: the cells of one arch share its base image.
+    for cell in "${cells[@]}"; do ensure_image "${cell%/*}" "${cell#*/}"; done
+    ((build_only)) && return 0
+    # Cells started together would all find the same /24 free: each gets its own here.
+    for n in 251 252 253 254 250 249 248 247; do
+        ((${#nets[@]} < ${#cells[@]})) || break
+        ip -o addr show | grep -q " 192\.168\.$n\." || nets+=("192.168.$n")
+    done
+    ((${#nets[@]} == ${#cells[@]})) || die "not enough free 192.168.2xx.0/24 for ${#cells[@]} parallel labs"
+    local out
+    mkdir -p "$CACHE/logs"
+    out=$(mktemp -d "$CACHE/logs/parallel-XXXXXX")
+    local -a pids=() pass_on=()
+    ((keep)) && pass_on+=(--keep)
+    trap 'log "interrupted: stopping the cells"; kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+    for i in "${!cells[@]}"; do
+        while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+        cell=${cells[i]}
+        # The emulated arm64 cells yield to the native ones: their deadlines are five times
+        # longer (lab_slow), the amd64 ones' are not.
+        local niceness=0
+        [[ "${cell%/*}" == arm64 ]] && niceness=10
+        (
+            LAB_NET=${nets[i]} nice -n "$niceness" "$LAB_DIR/run.sh" --arch "${cell%/*}" \
+                --flavour "${cell#*/}" "${pass_on[@]}" "${scenario_args[@]}" >"$out/$i.log" 2>&1
+            echo $? >"$out/$i.rc"
+        ) &
+        pids+=($!)
+        log "started $cell on ${nets[i]}.0/24 (output: $out/$i.log)"
+    done
+    local summary passed failed skipped
+    for i in "${!cells[@]}"; do
+        wait "${pids[i]}" || true
+        log "== ${cells[i]} done: its output follows"
+        cat "$out/$i.log"
+        summary=$(tail -n 1 "$out/$i.log")
+        if [[ "$summary" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
+            passed=${BASH_REMATCH[1]} failed=${BASH_REMATCH[2]} skipped=${BASH_REMATCH[4]:-0}
+            N_PASS=$((N_PASS + passed)) N_FAIL=$((N_FAIL + failed)) N_SKIP=$((N_SKIP + skipped))
+        else
+            N_FAIL=$((N_FAIL + 1))
+            printf 'FAIL lab %s: exited %s without a summary (see above)\n' "${cells[i]}" "$(cat "$out/$i.rc" 2>/dev/null || echo '?')"
+        fi
+    done
+    trap - INT TERM
+    rm -rf "$out"
+}
+
 # ---------------------------------------------------------------- main
 # (everything runs from this function, so editing run.sh while a lab runs
 # does not change what the running bash reads next)
@@ -543,11 +602,15 @@ main() {
     select_scenarios
     log "lab: arch ${ARCHS[*]}, flavour ${FLAVOURS[*]}, mode $mode, scenarios: $(for f in "${SCENARIOS[@]}"; do basename "$f" .sh; done | tr '\n' ' ')"
     local a f
-    for a in "${ARCHS[@]}"; do
-        for f in "${FLAVOURS[@]}"; do
-            lab_one "$a" "$f"
+    if ((jobs > 1 && ${#ARCHS[@]} * ${#FLAVOURS[@]} > 1)) && [[ "$mode" == test ]]; then
+        lab_parallel
+    else
+        for a in "${ARCHS[@]}"; do
+            for f in "${FLAVOURS[@]}"; do
+                lab_one "$a" "$f"
+            done
         done
-    done
+    fi
     log "total: $(elapsed "$T_START")"
     if [[ "$mode" == test && $build_only -eq 0 ]]; then
         if ((N_SKIP)); then
