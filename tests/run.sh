@@ -15,10 +15,11 @@ started=$(date +%s)
 # Debian packages: cross linkers and C libraries for aarch64/armv7, qemu-user to run the ARM
 # test binaries, pwck/grpck (passwd) that the privileged tier uses to judge account files,
 # node and npm for the real Node-RED the supervisor tier runs, ip and nft for the firewall tier
-# (in network namespaces it creates), nginx and wrk for the front door's benchmark.
+# (in network namespaces it creates), nginx and wrk for the front door's benchmark, pip for zig
+# (the ARMv6 build), help2man and lintian for the Debian packages.
 apt_packages=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck
-  util-linux iproute2 nftables openssl nginx-light wrk)
+  util-linux iproute2 nftables openssl nginx-light wrk python3-pip help2man lintian)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -47,14 +48,29 @@ fi
 cross_targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 if command -v rustup >/dev/null; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
+  # rust-src: the ARMv6 build compiles std itself (no prebuilt std for arm-unknown-*).
+  rustup component add rust-src >/dev/null
   rustup target add "${cross_targets[@]}" aarch64-unknown-linux-musl >/dev/null
 fi
+# zig and cargo-zigbuild for the ARMv6 build, from PyPI into a cache folder (--target keeps
+# them out of the system's Python); dist/build finds them there.
+if is_root; then tools=/var/cache/redwarden/tools; else tools=${XDG_CACHE_HOME:-$HOME/.cache}/redwarden/tools; fi
+if [ ! -x "$tools/bin/cargo-zigbuild" ] || [ ! -x "$tools/ziglang/zig" ]; then
+  if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+    say "installing zig and cargo-zigbuild from PyPI into $tools"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$tools" ziglang==0.17.1 cargo-zigbuild==0.24.1
+  else
+    skip "zig and cargo-zigbuild: python3 -m pip is missing (apt-get install python3-pip); no ARMv6 build"
+  fi
+fi
+export REDWARDEN_TOOLS=$tools
 
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 if command -v shellcheck >/dev/null; then
-  shellcheck -x tests/run.sh .ci/run tests/lab/*.sh tests/lab/scenarios/*.sh
+  shellcheck -x tests/run.sh .ci/run tests/lab/*.sh tests/lab/scenarios/*.sh tests/smoke_static.sh \
+    benches/*.sh dist/build dist/deb dist/debian/postinst dist/debian/prerm dist/debian/postrm
 else
   skip "shellcheck: not installed (apt-get install shellcheck as root)"
 fi
@@ -80,17 +96,27 @@ is_root || echo "note: not root, so the privileged tier prints SKIP lines and pa
 cargo test --locked
 
 say "release binaries for the boards (dist/build)"
-if command -v aarch64-linux-gnu-gcc >/dev/null && command -v arm-linux-gnueabihf-gcc >/dev/null; then
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v arm-linux-gnueabihf-gcc >/dev/null &&
+  [ -x "$tools/bin/cargo-zigbuild" ]; then
   ./dist/build
   # The static binary has no test build of its own: it must at least run, audit an image root,
   # and serve TLS (ring's aarch64 code under musl) under qemu, with no sysroot to lean on.
   if command -v qemu-aarch64-static >/dev/null; then
     ./tests/smoke_static.sh "${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release" qemu-aarch64-static
+    # The ARMv6 build on the Pi Zero's CPU. That qemu model is strict is checked too: the
+    # ARMv7 build must die there with SIGILL (exit 132), or this test could not fail.
+    ./tests/smoke_static.sh "${CARGO_TARGET_DIR:-target}/arm-unknown-linux-musleabihf/release" qemu-arm-static -cpu arm1176
+    rc=0
+    QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf qemu-arm-static -cpu arm1176 \
+      "${CARGO_TARGET_DIR:-target}/armv7-unknown-linux-gnueabihf/release/redwarden" --version >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 132 ] || { echo "the ARMv7 build ran on an emulated ARM1176 (exit $rc): the ARMv6 smoke test proves nothing" >&2; exit 1; }
   else
-    skip "the static aarch64 smoke test: qemu-aarch64-static is not installed (installed as root)"
+    skip "the static ARM smoke tests: qemu-user-static is not installed (installed as root)"
   fi
+  # The packages take these binaries; dist/deb fails on any lintian warning.
+  ./dist/deb
 else
-  skip "ARM release binaries: the cross linkers are not installed (installed as root); x86_64 only"
+  skip "ARM release binaries and packages: the cross linkers or zig are not installed (installed as root); x86_64 only"
   ./dist/build x86_64-unknown-linux-gnu
 fi
 

@@ -337,7 +337,10 @@ impl Service {
                     "Unit",
                     vec![
                         d("Description", "Node-RED, sandboxed by redwarden"),
-                        d("Documentation", "https://nodered.org/docs/"),
+                        d(
+                            "Documentation",
+                            "man:redwarden(8) https://nodered.org/docs/",
+                        ),
                         d("Wants", "network-online.target redwarden-apply.service"),
                         // Conflicts= alone would stop the installer's unit while this one
                         // starts; ordered, the old Node-RED has stopped (its context flushed,
@@ -445,6 +448,7 @@ fn front_service(config: &Config, redwarden_bin: &Path) -> UnitFile {
                 "Unit",
                 vec![
                     d("Description", "TLS front door for Node-RED (redwarden)"),
+                    d("Documentation", "man:redwarden-front(8)"),
                     d("Requires", FRONT_SOCKET),
                     d("After", format!("{FRONT_SOCKET} redwarden-apply.service")),
                 ],
@@ -627,6 +631,7 @@ fn apply_unit(redwarden_bin: &Path) -> UnitFile {
                 "Unit",
                 vec![
                     d("Description", "Enforce redwarden's policy around Node-RED"),
+                    d("Documentation", "man:redwarden(8)"),
                     // Early, before Node-RED; without the default dependencies it must order
                     // itself against shutdown by hand.
                     d("DefaultDependencies", "no"),
@@ -670,7 +675,13 @@ fn trigger_unit(
     UnitFile {
         header: vec![GENERATED.into()],
         sections: vec![
-            ("Unit", vec![d("Description", description)]),
+            (
+                "Unit",
+                vec![
+                    d("Description", description),
+                    d("Documentation", "man:redwarden(8)"),
+                ],
+            ),
             (section, body),
             ("Install", vec![d("WantedBy", wanted_by)]),
         ],
