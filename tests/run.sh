@@ -52,25 +52,32 @@ if command -v rustup >/dev/null; then
   rustup component add rust-src >/dev/null
   rustup target add "${cross_targets[@]}" aarch64-unknown-linux-musl >/dev/null
 fi
-# zig and cargo-zigbuild for the ARMv6 build, from PyPI into a cache folder (--target keeps
-# them out of the system's Python); dist/build finds them there.
+# From PyPI, each into a cache folder of its own (--target keeps them out of the system's
+# Python): zig and cargo-zigbuild for the ARMv6 build (dist/build), oelint-adv for the Yocto
+# layer (yocto/check).
 if is_root; then tools=/var/cache/redwarden/tools; else tools=${XDG_CACHE_HOME:-$HOME/.cache}/redwarden/tools; fi
-if [ ! -x "$tools/bin/cargo-zigbuild" ] || [ ! -x "$tools/ziglang/zig" ]; then
-  if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
-    say "installing zig and cargo-zigbuild from PyPI into $tools"
-    python3 -m pip install --quiet --disable-pip-version-check --target "$tools" ziglang==0.17.1 cargo-zigbuild==0.24.1
-  else
-    skip "zig and cargo-zigbuild: python3 -m pip is missing (apt-get install python3-pip); no ARMv6 build"
-  fi
-fi
 export REDWARDEN_TOOLS=$tools
+pypi_tool() { # FOLDER EXECUTABLE PACKAGE==VERSION...
+  local folder=$tools/$1 executable=$2
+  shift 2
+  [ -x "$folder/$executable" ] && return 0
+  if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+    say "installing $* from PyPI into $folder"
+    rm -rf "$folder"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$folder" "$@"
+  else
+    skip "$*: python3 -m pip is missing (apt-get install python3-pip)"
+  fi
+}
+pypi_tool zig bin/cargo-zigbuild ziglang==0.17.1 cargo-zigbuild==0.24.1
+pypi_tool oelint bin/oelint-adv oelint-adv==9.11.2
 
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 if command -v shellcheck >/dev/null; then
   shellcheck -x tests/run.sh .ci/run tests/lab/*.sh tests/lab/scenarios/*.sh tests/smoke_static.sh \
-    benches/*.sh dist/build dist/deb dist/debian/postinst dist/debian/prerm dist/debian/postrm
+    benches/*.sh dist/build dist/deb dist/debian/postinst dist/debian/prerm dist/debian/postrm yocto/check
 else
   skip "shellcheck: not installed (apt-get install shellcheck as root)"
 fi
@@ -91,13 +98,20 @@ else
   skip "Node-RED for the supervisor tier: npm is not installed (apt-get install npm as root)"
 fi
 
+say "the Yocto layer: crates, recipe and oelint-adv (yocto/check)"
+if [ -x "$tools/oelint/bin/oelint-adv" ]; then
+  ./yocto/check
+else
+  skip "yocto/check: oelint-adv could not be installed (see above)"
+fi
+
 say "tiers 1-3: unit, fake root, privileged, supervisor"
 is_root || echo "note: not root, so the privileged tier prints SKIP lines and passes vacuously"
 cargo test --locked
 
 say "release binaries for the boards (dist/build)"
 if command -v aarch64-linux-gnu-gcc >/dev/null && command -v arm-linux-gnueabihf-gcc >/dev/null &&
-  [ -x "$tools/bin/cargo-zigbuild" ]; then
+  [ -x "$tools/zig/bin/cargo-zigbuild" ]; then
   ./dist/build
   # The static binary has no test build of its own: it must at least run, audit an image root,
   # and serve TLS (ring's aarch64 code under musl) under qemu, with no sysroot to lean on.
