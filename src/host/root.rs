@@ -23,21 +23,30 @@ pub enum RootError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
     dir: PathBuf,
+    live: bool,
 }
 
 impl Root {
+    /// The running system: units are started, the firewall is loaded, processes are asked.
     pub fn live() -> Self {
         Self {
             dir: PathBuf::from("/"),
+            live: true,
         }
     }
 
+    /// An image's root, changed as files only. `/` too: an image build runs redwarden in a
+    /// chroot (pi-gen's on_chroot) with `--root /`, where nothing of the build host's kernel,
+    /// firewall or systemd may be touched.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            live: false,
+        }
     }
 
     pub fn is_live(&self) -> bool {
-        self.dir == Path::new("/")
+        self.live
     }
 
     pub fn dir(&self) -> &Path {
