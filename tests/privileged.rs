@@ -139,19 +139,9 @@ fn enabled(root: &Path, unit: &str) -> bool {
     std::fs::symlink_metadata(root.join(WANTS).join(unit)).is_ok()
 }
 
-/// The installer's Node-RED now lives in /var/lib/node-red, owned by nodered, byte for byte
-/// (flows, credentials and the key that decrypts them, installed nodes), and redwarden.service
-/// replaced nodered.service at boot. The original is untouched.
-fn assert_adopted(root: &Path, uid: u32) {
-    let old = root.join("home/pi/.node-red");
-    let new = root.join("var/lib/node-red");
-    for file in [
-        "flows.json",
-        "flows_cred.json",
-        ".config.runtime.json",
-        "package.json",
-        "node_modules/pkg-1/lib/file-3.js",
-    ] {
+/// Each file has the same bytes in the copy as in the original, and belongs to `uid` there.
+fn assert_same_and_owned(old: &Path, new: &Path, files: &[&str], uid: u32) {
+    for file in files {
         assert_eq!(
             std::fs::read(old.join(file)).unwrap(),
             std::fs::read(new.join(file)).unwrap(),
@@ -163,6 +153,26 @@ fn assert_adopted(root: &Path, uid: u32) {
             "{file} owned by nodered"
         );
     }
+}
+
+/// The installer's Node-RED now lives in /var/lib/node-red, owned by nodered, byte for byte
+/// (flows, credentials and the key that decrypts them, installed nodes), and redwarden.service
+/// replaced nodered.service at boot. The original is untouched.
+fn assert_adopted(root: &Path, uid: u32) {
+    let old = root.join("home/pi/.node-red");
+    let new = root.join("var/lib/node-red");
+    assert_same_and_owned(
+        &old,
+        &new,
+        &[
+            "flows.json",
+            "flows_cred.json",
+            ".config.runtime.json",
+            "package.json",
+            "node_modules/pkg-1/lib/file-3.js",
+        ],
+        uid,
+    );
     assert_eq!(
         std::fs::read_link(new.join("node_modules/.bin/pkg-0")).unwrap(),
         Path::new("../pkg-0/lib/file-0.js")
@@ -281,18 +291,12 @@ fn adopt_sync_carries_later_writes_into_the_copy() {
         !log.contains('\x1b'),
         "colour codes in the journal: {log:?}"
     );
-    for file in ["flows.json", "context/global/global.json"] {
-        assert_eq!(
-            std::fs::read(old.join(file)).unwrap(),
-            std::fs::read(new.join(file)).unwrap(),
-            "{file}"
-        );
-        assert_eq!(
-            mode_owner(&new.join(file)).1,
-            uid,
-            "{file} owned by nodered"
-        );
-    }
+    assert_same_and_owned(
+        &old,
+        &new,
+        &["flows.json", "context/global/global.json"],
+        uid,
+    );
     assert_eq!(mode_owner(&new.join("context")), (0o700, uid, uid));
     assert_eq!(
         std::fs::read_to_string(new.join("package.json")).unwrap(),

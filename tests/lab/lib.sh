@@ -218,7 +218,7 @@ depends_on() {
     grep -qx "$1" "$LAB_RUN/passed" 2>/dev/null || skip "needs $1, which did not pass in this run"
 }
 need_redwarden() {
-    [[ -x "$LAB_ROOT/usr/local/bin/redwarden" ]] || fail "redwarden binary not installed in the lab (see run.sh output)"
+    [[ -x "$LAB_ROOT/usr/bin/redwarden" ]] || fail "redwarden binary not installed in the lab (see run.sh output)"
 }
 
 # ---------------------------------------------------------------- scenario extras
@@ -524,3 +524,64 @@ reboot_ct() {
     boot_ct
     log "reboot total: $(elapsed "$t0")"
 }
+
+# ---------------------------------------------------------------- the root file system, offline
+# chroot_mount ROOT / chroot_umount ROOT: what apt and npm need in a chroot.
+chroot_mount() {
+    cp -L /etc/resolv.conf "$1/etc/resolv.conf" 2>/dev/null || true
+    mount -t proc proc "$1/proc"
+    mount --bind /dev "$1/dev"
+}
+chroot_umount() {
+    umount "$1/dev" || umount -l "$1/dev"
+    umount "$1/proc" || umount -l "$1/proc"
+}
+
+# place_package_files DEB ROOTFS: the package's files without installing it: its binaries in
+# /usr/local/bin (linked from /usr/bin, where its units look), its units, sysusers.d and
+# tmpfiles.d where it puts them, and the package itself as /root/redwarden.deb; no account
+# made, nothing enabled. So the stock scenarios see the installer's state with redwarden at
+# hand, and 02 installs the package itself, with dpkg, as an administrator would.
+place_package_files() {
+    local deb=$1 root=$2 tmp name
+    tmp=$(mktemp -d)
+    dpkg-deb -x "$deb" "$tmp"
+    for name in redwarden redwarden-front; do
+        install -m 0755 "$tmp/usr/bin/$name" "$root/usr/local/bin/$name"
+        [[ -e "$root/usr/bin/$name" ]] || ln -s "../local/bin/$name" "$root/usr/bin/$name"
+    done
+    mkdir -p "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d"
+    cp "$tmp"/lib/systemd/system/* "$root/usr/lib/systemd/system/"
+    cp "$tmp"/usr/lib/sysusers.d/* "$root/usr/lib/sysusers.d/"
+    cp "$tmp"/usr/lib/tmpfiles.d/* "$root/usr/lib/tmpfiles.d/"
+    install -m 0644 "$deb" "$root/root/redwarden.deb"
+    rm -rf "$tmp"
+}
+
+# qemu_user_dropins ROOTFS: under qemu-user, systemd cannot set up unit
+# credentials (status 243/CREDENTIALS), so the early units that declare
+# LoadCredential= fail and the container is "degraded". Lab-only drop-ins
+# clear those credentials on the arm64 run copy (never in the cached image).
+qemu_user_dropins() {
+    local f d u
+    for f in "$1"/lib/systemd/system/*.service; do
+        grep -qs '^LoadCredential=' "$f" || continue
+        d=$1/etc/systemd/system/$(basename "$f").d
+        mkdir -p "$d"
+        printf '# redwarden lab: qemu-user cannot set up credentials\n[Service]\nLoadCredential=\n' >"$d/10-lab-qemu-user.conf"
+    done
+    # Nor can it create the user namespace of PrivateUsers=yes (status 217/USER, seen with
+    # `systemd-run -p PrivateUsers=yes /bin/true`). Everything else of redwarden's sandbox is
+    # kept; PrivateUsers is judged on amd64 and on a real ARM kernel (the VM lab).
+    for u in redwarden.service nodered.service redwarden-front.service; do
+        d=$1/etc/systemd/system/$u.d
+        mkdir -p "$d"
+        printf '# redwarden lab: qemu-user cannot create user namespaces\n[Service]\nPrivateUsers=no\n' >"$d/90-lab-qemu-user.conf"
+    done
+    # nft speaks NETLINK_NETFILTER, which qemu-user does not translate ("Protocol not
+    # supported"): the firewall is judged on amd64 and on a real ARM kernel.
+    mkdir -p "$1/etc/redwarden"
+    printf '# redwarden lab: qemu-user cannot pass nftables netlink\n[firewall]\nenabled = false\n' >"$1/etc/redwarden/redwarden.toml"
+    chmod 644 "$1/etc/redwarden/redwarden.toml"
+}
+

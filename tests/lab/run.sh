@@ -84,6 +84,7 @@ ensure_deps() {
     command -v python3 >/dev/null || need+=(python3)
     command -v nmap >/dev/null || need+=(nmap) # the firewall scenario scans the container
     command -v openssl >/dev/null || need+=(openssl) # the front door's handshakes and certificate
+    command -v help2man >/dev/null || need+=(help2man) # dist/deb, for the package the lab installs
     [[ -r /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
     if ((want_arm)); then
         command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
@@ -115,17 +116,6 @@ rm_tree() {
     while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(findmnt -rn -o TARGET | grep -F "$d/" | sort -r)
     if findmnt -rn -o TARGET | grep -qF "$d/"; then die "refusing to remove $d: mounts remain below it"; fi
     rm -rf --one-file-system "$d"
-}
-
-# chroot_mount ROOT / chroot_umount ROOT: what apt and npm need in a chroot.
-chroot_mount() {
-    cp -L /etc/resolv.conf "$1/etc/resolv.conf" 2>/dev/null || true
-    mount -t proc proc "$1/proc"
-    mount --bind /dev "$1/dev"
-}
-chroot_umount() {
-    umount "$1/dev" || umount -l "$1/dev"
-    umount "$1/proc" || umount -l "$1/proc"
 }
 
 key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
@@ -248,97 +238,41 @@ ensure_image() {
 }
 
 # ---------------------------------------------------------------- redwarden
-# redwarden_bin ARCH: path of the binary to install, building it if needed.
-# Prints nothing (and explains why) when there is none.
-redwarden_bin() {
-    local arch=$1 triple=x86_64-unknown-linux-gnu tdir bin
-    [[ "$arch" == arm64 ]] && triple=aarch64-unknown-linux-gnu
-    if [[ -n "${REDWARDEN_BIN:-}" ]]; then
-        [[ -x "$REDWARDEN_BIN" ]] || die "REDWARDEN_BIN=$REDWARDEN_BIN is not executable"
-        if ((${#ARCHS[@]} > 1)); then
-            log "REDWARDEN_BIN is set: it is used for every arch ($arch too)"
-        fi
-        printf '%s' "$REDWARDEN_BIN"
+# redwarden_deb ARCH: the path of the Debian package the lab installs: dist/deb's for ARCH,
+# built first (a no-op when up to date) so the lab tests the current source, or $REDWARDEN_DEB.
+# LAB_NO_BUILD=1 takes the package already built.
+redwarden_deb() {
+    local arch=$1 version deb
+    if [[ -n "${REDWARDEN_DEB:-}" ]]; then
+        [[ -f "$REDWARDEN_DEB" ]] || die "REDWARDEN_DEB=$REDWARDEN_DEB: no such file"
+        [[ "$(dpkg-deb -f "$REDWARDEN_DEB" Architecture)" == "$arch" ]] ||
+            die "REDWARDEN_DEB=$REDWARDEN_DEB is not for $arch"
+        printf '%s' "$REDWARDEN_DEB"
         return 0
     fi
-    tdir=${CARGO_TARGET_DIR:-$REPO/target}
-    bin=$tdir/$triple/release/redwarden
-    # The release build as shipped (dist/build: incrementally, a no-op when up to date) so the
-    # lab tests the current source; LAB_NO_BUILD=1 uses whatever binary is there.
-    if [[ "${LAB_NO_BUILD:-0}" != 1 && -x "$REPO/dist/build" ]] && command -v cargo >/dev/null; then
-        phase "build redwarden ($arch): dist/build $triple"
-        if "$REPO/dist/build" "$triple" >"$CACHE/cargo-$arch.log" 2>&1; then
-            phase_done "cargo build $arch"
+    version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/Cargo.toml" | head -n 1)
+    deb=${CARGO_TARGET_DIR:-$REPO/target}/deb/redwarden_${version}_$arch.deb
+    if [[ "${LAB_NO_BUILD:-0}" != 1 ]]; then
+        phase "build the redwarden package ($arch): dist/deb $arch"
+        if "$REPO/dist/deb" "$arch" >"$CACHE/deb-$arch.log" 2>&1; then
+            phase_done "dist/deb $arch"
         else
-            tail -n 20 "$CACHE/cargo-$arch.log" >&2
-            die "dist/build $triple failed (log: $CACHE/cargo-$arch.log)"
+            tail -n 20 "$CACHE/deb-$arch.log" >&2
+            die "dist/deb $arch failed (log: $CACHE/deb-$arch.log)"
         fi
     fi
-    if [[ ! -x "$bin" ]]; then
-        log "SKIP install of redwarden: no $bin (and no cargo/Cargo.toml to build it)"
-        return 0
-    fi
-    printf '%s' "$bin"
+    [[ -f "$deb" ]] || die "no $deb (LAB_NO_BUILD=1 needs dist/deb $arch run first)"
+    printf '%s' "$deb"
 }
 
-# install_redwarden ARCH ROOTFS: the binary, and the repo's systemd/ files the
-# way a package would ship them (nothing enabled: the scenarios decide).
+# install_redwarden ARCH ROOTFS: the package's files placed without installing it (see
+# place_package_files in lib.sh), and the lab's own adaptations for qemu-user on arm64.
 install_redwarden() {
-    local arch=$1 root=$2 bin f name
-    bin=$(redwarden_bin "$arch")
-    if [[ -z "$bin" ]]; then
-        return 0
-    fi
-    # The front door is a binary of its own, built next to redwarden.
-    [[ -x "${bin%/*}/redwarden-front" ]] || die "no redwarden-front next to $bin"
-    for name in redwarden redwarden-front; do
-        install -m 0755 "${bin%/*}/$name" "$root/usr/local/bin/$name"
-        # the shipped units run /usr/bin/redwarden*, as a package installs them
-        [[ -e "$root/usr/bin/$name" ]] || ln -s "../local/bin/$name" "$root/usr/bin/$name"
-    done
-    log "installed $bin and redwarden-front -> /usr/local/bin/ ($(file -b "$bin" 2>/dev/null | cut -d, -f1-2 || true))"
-    if [[ -d "$REPO/systemd" ]]; then
-        for f in "$REPO"/systemd/*; do
-            [[ -e "$f" ]] || continue
-            name=$(basename "$f")
-            case "$name" in
-            sysusers.d | tmpfiles.d) mkdir -p "$root/usr/lib/$name"; cp -r "$f"/. "$root/usr/lib/$name/" ;;
-            *.conf) log "systemd/$name: a bare drop-in, not installed (redwarden apply places it)" ;;
-            nodered.service.d) log "systemd/$name: not installed (the stock state has no drop-ins; apply adds them)" ;;
-            *) mkdir -p "$root/usr/lib/systemd/system"; cp -r "$f" "$root/usr/lib/systemd/system/" ;;
-            esac
-        done
-        log "installed systemd/ files: $(cd "$REPO/systemd" && echo *)"
-    else
-        log "no systemd/ folder in the repo yet: nothing to install besides the binary"
-    fi
-}
-
-# qemu_user_dropins ROOTFS: under qemu-user, systemd cannot set up unit
-# credentials (status 243/CREDENTIALS), so the early units that declare
-# LoadCredential= fail and the container is "degraded". Lab-only drop-ins
-# clear those credentials on the arm64 run copy (never in the cached image).
-qemu_user_dropins() {
-    local f d u
-    for f in "$1"/lib/systemd/system/*.service; do
-        grep -qs '^LoadCredential=' "$f" || continue
-        d=$1/etc/systemd/system/$(basename "$f").d
-        mkdir -p "$d"
-        printf '# redwarden lab: qemu-user cannot set up credentials\n[Service]\nLoadCredential=\n' >"$d/10-lab-qemu-user.conf"
-    done
-    # Nor can it create the user namespace of PrivateUsers=yes (status 217/USER, seen with
-    # `systemd-run -p PrivateUsers=yes /bin/true`). Everything else of redwarden's sandbox is
-    # kept; PrivateUsers is judged on amd64 and on a real ARM kernel (the VM lab).
-    for u in redwarden.service nodered.service redwarden-front.service; do
-        d=$1/etc/systemd/system/$u.d
-        mkdir -p "$d"
-        printf '# redwarden lab: qemu-user cannot create user namespaces\n[Service]\nPrivateUsers=no\n' >"$d/90-lab-qemu-user.conf"
-    done
-    # nft speaks NETLINK_NETFILTER, which qemu-user does not translate ("Protocol not
-    # supported"): the firewall is judged on amd64 and on a real ARM kernel.
-    mkdir -p "$1/etc/redwarden"
-    printf '# redwarden lab: qemu-user cannot pass nftables netlink\n[firewall]\nenabled = false\n' >"$1/etc/redwarden/redwarden.toml"
-    chmod 644 "$1/etc/redwarden/redwarden.toml"
+    local arch=$1 root=$2 deb
+    deb=$(redwarden_deb "$arch")
+    place_package_files "$deb" "$root"
+    log "installed the files of $deb, not the package ($(file -b "$root/usr/local/bin/redwarden" | cut -d, -f1-2))"
+    if [[ "$arch" == arm64 ]]; then qemu_user_dropins "$root"; fi
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -448,7 +382,7 @@ lab_one() {
     LAB_NAME="rwlab-$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     export LAB_NAME
     export LAB_RUN=$CACHE/runs/$LAB_NAME
-    export LAB_ROOT=$LAB_RUN/rootfs
+    export LAB_ROOT=$LAB_RUN/rootfs LAB_IMAGE=$IMAGE_DIR/rootfs
     export LAB_HOST_IP=$LAB_NET.1 LAB_CT_IP=$LAB_NET.2
     export NR_URL=${NR_URL_OVERRIDE:-http://$LAB_CT_IP:1880}
     mkdir -p "$LAB_RUN/logs"
@@ -470,7 +404,6 @@ lab_one() {
     [[ "$copy" == cp ]] && cp -a "$IMAGE_DIR/rootfs" "$LAB_ROOT"
     log "run copy: $copy"
     install_redwarden "$arch" "$LAB_ROOT"
-    [[ "$arch" == arm64 ]] && qemu_user_dropins "$LAB_ROOT"
     phase_done "copy + install"
 
     phase "boot $arch/$flavour ($LAB_NAME)"
@@ -491,7 +424,7 @@ lab_one() {
 
     case "$mode" in
     serve)
-        if [[ -x "$LAB_ROOT/usr/local/bin/redwarden" ]]; then
+        if [[ -x "$LAB_ROOT/usr/bin/redwarden" ]]; then
             phase "serve: redwarden apply"
             in_ct redwarden apply || log "redwarden apply exited $?"
             wait_nodered
@@ -542,9 +475,12 @@ lab_parallel() {
     local -a cells=() nets=()
     local a f i n cell
     for a in "${ARCHS[@]}"; do for f in "${FLAVOURS[@]}"; do cells+=("$a/$f"); done; done
-    # Images first, one at a time: the cells of one arch share its base image.
+    # Images first, one at a time: the cells of one arch share its base image. And each arch's
+    # package once: cells building the same one at the same time would overwrite it.
     for cell in "${cells[@]}"; do ensure_image "${cell%/*}" "${cell#*/}"; done
     ((build_only)) && return 0
+    for a in "${ARCHS[@]}"; do redwarden_deb "$a" >/dev/null; done
+    export LAB_NO_BUILD=1
     # Cells started together would all find the same /24 free: each gets its own here.
     for n in 251 252 253 254 250 249 248 247; do
         ((${#nets[@]} < ${#cells[@]})) || break

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# `redwarden apply` on the installer's state: it fixes what it can, adopts Node-RED into the
-# dedicated user and redwarden.service's sandbox, and Node-RED keeps working: a flow deployed
-# before (with a stored credential, so its key must travel) answers after, without a redeploy.
+# The package on the installer's state, as an administrator installs it: `dpkg -i`, a reboot.
+# At boot redwarden-apply.service fixes what it can and adopts Node-RED into the dedicated user
+# and redwarden.service's sandbox; `redwarden apply` by hand then has nothing fixable left, and
+# Node-RED keeps working: a flow deployed before (with a stored credential, so its key must
+# travel) answers after, without a redeploy.
 need_redwarden
 
 # Before: pi's Node-RED serves /lab-cred, which calls /lab-secret through an http request node
@@ -19,6 +21,31 @@ deploy_flow '[{"id":"lab-tab","type":"tab","label":"lab"},
 body=""
 for _ in $(seq 20); do body=$(http GET "/lab-cred") && break; sleep 0.5; done
 assert_eq "ok" "$body" "GET /lab-cred before apply (stored credential)"
+
+# 15-bake-time starts an image from here: pi's userDir as the package finds it.
+rm -rf "$LAB_RUN/bake-input" && mkdir -p "$LAB_RUN/bake-input"
+cp -a "$LAB_ROOT/home/pi/.node-red" "$LAB_RUN/bake-input/pi-userdir"
+
+# The lab's copies of the binaries go; the package brings its own to /usr/bin.
+in_ct rm -f /usr/local/bin/redwarden /usr/local/bin/redwarden-front
+# The lab's own configuration (arm64: no nftables under qemu-user) is the administrator's: kept.
+in_ct dpkg -i --force-confdef --force-confold /root/redwarden.deb >&2 || fail "dpkg -i redwarden.deb failed"
+for unit in redwarden-apply.service redwarden-drift.path redwarden-drift.timer; do
+    assert_eq "enabled" "$(in_ct systemctl is-enabled "$unit" || true)" "$unit after dpkg -i"
+done
+in_ct getent passwd nodered >/dev/null || fail "the package's postinst made no nodered account"
+assert_eq "active" "$(in_ct systemctl is-active nodered.service || true)" "pi's Node-RED after dpkg -i (nothing applied before the reboot)"
+reboot_ct
+# redwarden-apply.service adopted at boot and started redwarden.service on probation.
+state=""
+for _ in $(seq "$(lab_slow 120)"); do
+    state=$(in_ct systemctl is-active redwarden.service || true)
+    [[ "$state" == active ]] && break
+    sleep 1
+done
+assert_eq "active" "$state" "redwarden.service after the reboot (adopted by redwarden-apply.service at boot)"
+in_ct journalctl -b -u redwarden-apply.service -o cat --no-pager | grep "adopt the Node-RED of nodered.service" >&2 ||
+    fail "redwarden-apply.service did not adopt at boot"
 
 rc=0
 in_ct redwarden apply || rc=$?
@@ -61,3 +88,6 @@ body=""
 for _ in $(seq 20); do body=$(http GET "/lab-echo?q=42") && break; sleep 0.5; done
 assert_eq "echo:42" "$body" "GET /lab-echo?q=42 after adoption"
 assert_eq "ok" "$(http GET /lab-cred)" "GET /lab-cred after adoption (the credential key travelled)"
+
+# What on-boot apply made, for 15-bake-time to compare a baked image with.
+"$LAB_DIR/state_digest.py" "$LAB_ROOT" >"$LAB_RUN/boot-state.txt" || fail "state_digest.py failed"
