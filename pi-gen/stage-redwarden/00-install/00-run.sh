@@ -15,9 +15,10 @@ if [ ! -f "${deb}" ]; then
 	exit 1
 fi
 install -m 644 "${deb}" "${ROOTFS_DIR}/tmp/redwarden.deb"
-# apply exits 1 when findings remain that it cannot fix (the settings audit's advice).
+# An image build has nobody to answer dpkg's questions: a configuration file already in the
+# image is kept. apply exits 1 when findings remain that it cannot fix (the audit's advice).
 on_chroot << EOF
-apt-get install -y /tmp/redwarden.deb
+apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold /tmp/redwarden.deb
 rm -f /tmp/redwarden.deb
 redwarden --root / apply || [ \$? = 1 ]
 EOF

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Bake-time enforcement, as the pi-gen stage (pi-gen/stage-redwarden) does it: a fresh copy of
+# Bake-time enforcement, by the pi-gen stage itself (pi-gen/stage-redwarden): a fresh copy of
 # the installer's image with pi's userDir as 02 found it gets the package installed in a
 # chroot and `redwarden --root / apply`, and is never booted. It must then hold what on-boot
 # apply made of the same starting point in 02 (dpkg -i, a reboot, apply at boot), account for
@@ -33,15 +33,18 @@ if [[ "$LAB_ARCH" == arm64 ]]; then qemu_user_dropins "$baked"; fi
 rm -rf "$baked/home/pi/.node-red"
 cp -a "$LAB_RUN/bake-input/pi-userdir" "$baked/home/pi/.node-red"
 
-# What pi-gen's stage runs in its chroot (on_chroot mounts /proc and /dev the same way).
+rm -f "$baked/usr/local/bin/redwarden" "$baked/usr/local/bin/redwarden-front"
+
+# pi-gen's own stage script, with pi-gen's two hooks: ROOTFS_DIR, and on_chroot, which runs
+# its standard input in the image's chroot with /proc and /dev mounted.
 chroot_mount "$baked" && mounted=("$baked/dev" "$baked/proc")
 t0=$(now)
-chroot "$baked" /bin/sh -c 'rm -f /usr/local/bin/redwarden /usr/local/bin/redwarden-front &&
-    dpkg -i --force-confdef --force-confold /root/redwarden.deb' >&2 || fail "dpkg -i in the chroot failed"
-rc=0
-chroot "$baked" /usr/bin/redwarden --root / apply >&2 || rc=$?
-[[ $rc -eq 0 || $rc -eq 1 ]] || fail "redwarden --root / apply in the chroot exited $rc"
-note "baked in $(elapsed "$t0"): dpkg -i and redwarden --root / apply in a chroot"
+on_chroot() { chroot "$ROOTFS_DIR" /bin/bash -e; }
+export -f on_chroot
+(cd "$LAB_DIR/../../pi-gen/stage-redwarden/00-install" &&
+    ROOTFS_DIR=$baked REDWARDEN_DEB=$LAB_ROOT/root/redwarden.deb ./00-run.sh) >&2 ||
+    fail "pi-gen/stage-redwarden/00-install/00-run.sh failed"
+note "baked in $(elapsed "$t0"): pi-gen/stage-redwarden (apt-get install, redwarden --root / apply in the chroot)"
 chroot_umount "$baked" && mounted=()
 [[ -e "$baked/etc/systemd/system/redwarden.service.d/60-adoption-probation.conf" ]] ||
     fail "the bake did not adopt pi's Node-RED"
