@@ -217,8 +217,7 @@ pub fn observe(
             Err(_) => Target::Occupied,
         },
     };
-    let state = fs::read_nofollow(&root.resolve(Path::new(STATE_FILE))?)?
-        .and_then(|bytes| State::parse(&String::from_utf8_lossy(&bytes)));
+    let state = read_state(root)?;
     let on_probation = state.as_ref().is_some_and(|s| s.phase == Phase::Probation);
     let live = systemd::is_booted(root);
     let port = config.nodered.port.get();
@@ -364,6 +363,12 @@ pub fn plan(observed: &Observed) -> Plan {
         }
     }
     plan
+}
+
+/// The recorded outcome of the last adoption, if any (an unreadable record counts as none).
+fn read_state(root: &Root) -> Result<Option<State>, crate::Error> {
+    Ok(fs::read_nofollow(&root.resolve(Path::new(STATE_FILE))?)?
+        .and_then(|bytes| State::parse(&String::from_utf8_lossy(&bytes))))
 }
 
 fn write_state(root: &Root, state: &State) -> Result<(), crate::Error> {
@@ -525,9 +530,7 @@ fn adopt(
     if matches!(std::fs::read_to_string(target.join(MARKER)), Ok(f) if Path::new(f.trim()) == from)
     {
         // An earlier copy of the same folder (a retried adoption): kept aside, never deleted.
-        let seconds = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let seconds = now_ns() / 1_000_000_000;
         let previous = sibling(&format!(".redwarden-previous-{seconds}"));
         std::fs::rename(&target, &previous).map_err(|e| adopt_error(&target, "keep aside", e))?;
     } else if target.exists() {
@@ -583,8 +586,7 @@ fn adopt(
 /// probation. What the old Node-RED wrote after the copy (a deploy, the context it flushes as it
 /// stops) is carried into the copy. Nothing to do outside a probation.
 pub fn sync(root: &Root, config: &Config) -> Result<(), crate::Error> {
-    let state = fs::read_nofollow(&root.resolve(Path::new(STATE_FILE))?)?
-        .and_then(|bytes| State::parse(&String::from_utf8_lossy(&bytes)));
+    let state = read_state(root)?;
     let Some(State {
         phase: Phase::Probation,
         from,
