@@ -358,16 +358,21 @@ cleanup() {
 trap 'cleanup' EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-pick_net() {
-    local n
-    if [[ -n "${LAB_NET:-}" ]]; then return 0; fi
-    for n in 251 252 253 254 250; do
-        if ! ip -o addr show | grep -q " 192\.168\.$n\."; then
-            LAB_NET=192.168.$n
-            return 0
-        fi
+# free_nets N: the first N of the lab's /24s that no address on this host is in, one a line.
+free_nets() {
+    local n found=0
+    for n in 251 252 253 254 250 249 248 247; do
+        ((found < $1)) || return 0
+        ip -o addr show | grep -q " 192\.168\.$n\." && continue
+        echo "192.168.$n"
+        found=$((found + 1))
     done
-    die "no free 192.168.25x.0/24 for the lab veth"
+    ((found == $1)) || die "not enough free 192.168.2xx.0/24 for $1 lab(s)"
+}
+
+pick_net() {
+    if [[ -n "${LAB_NET:-}" ]]; then return 0; fi
+    LAB_NET=$(free_nets 1)
 }
 
 lab_one() {
@@ -473,7 +478,7 @@ prune_runs() {
 # done, in matrix order, and the counts are added up.
 lab_parallel() {
     local -a cells=() nets=()
-    local a f i n cell
+    local a f i cell
     for a in "${ARCHS[@]}"; do for f in "${FLAVOURS[@]}"; do cells+=("$a/$f"); done; done
     # Images first, one at a time: the cells of one arch share its base image. And each arch's
     # package once: cells building the same one at the same time would overwrite it.
@@ -482,10 +487,7 @@ lab_parallel() {
     for a in "${ARCHS[@]}"; do redwarden_deb "$a" >/dev/null; done
     export LAB_NO_BUILD=1
     # Cells started together would all find the same /24 free: each gets its own here.
-    for n in 251 252 253 254 250 249 248 247; do
-        ((${#nets[@]} < ${#cells[@]})) || break
-        ip -o addr show | grep -q " 192\.168\.$n\." || nets+=("192.168.$n")
-    done
+    mapfile -t nets < <(free_nets "${#cells[@]}")
     ((${#nets[@]} == ${#cells[@]})) || die "not enough free 192.168.2xx.0/24 for ${#cells[@]} parallel labs"
     local out
     mkdir -p "$CACHE/logs"
