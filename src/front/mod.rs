@@ -13,7 +13,6 @@ mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,7 +107,6 @@ pub fn run(config: &Config) -> Result<(), FrontError> {
         header_timeout: Duration::from_secs(front.header_timeout_secs.into()),
         limit: Arc::new(Semaphore::new(front.max_connections as usize)),
         max_connections: front.max_connections,
-        accepted: AtomicU64::new(0),
         burst: Notify::new(),
     });
 
@@ -146,6 +144,9 @@ pub fn run(config: &Config) -> Result<(), FrontError> {
                 },
             ));
         }
+        // musl's allocator hands freed pages back by itself (the static builds); glibc's keeps
+        // them.
+        #[cfg(target_env = "gnu")]
         tokio::spawn(release_memory_after_bursts(Arc::clone(&shared)));
         accept_loop(tls_listener, shared, |tcp, peer, shared, permit| {
             tokio::spawn(serve_tls(tcp, peer, shared, permit));
@@ -163,43 +164,31 @@ struct Shared {
     /// One permit per open connection, shared by both ports.
     limit: Arc<Semaphore>,
     max_connections: u32,
-    /// Connections accepted since the start, on either port.
-    accepted: AtomicU64,
     /// Woken by every accepted connection.
     burst: Notify,
 }
 
 /// How long no connection must have come in before the heap is trimmed.
+#[cfg(target_env = "gnu")]
 const QUIET_BEFORE_TRIM: Duration = Duration::from_secs(5);
 
 /// The buffers of a burst of connections stay in glibc's heap after they close: once no
 /// connection has come in for a few seconds, hand the free pages back. Sleeps while idle.
+#[cfg(target_env = "gnu")]
 async fn release_memory_after_bursts(shared: Arc<Shared>) {
     loop {
         shared.burst.notified().await;
-        let mut seen = shared.accepted.load(Ordering::Relaxed);
-        loop {
-            tokio::time::sleep(QUIET_BEFORE_TRIM).await;
-            let accepted = shared.accepted.load(Ordering::Relaxed);
-            if accepted == seen {
-                break;
-            }
-            seen = accepted;
-        }
-        release_free_heap();
+        while tokio::time::timeout(QUIET_BEFORE_TRIM, shared.burst.notified())
+            .await
+            .is_ok()
+        {}
+        #[allow(unsafe_code)]
+        // SAFETY: malloc_trim takes the allocator's own lock and touches only free chunks.
+        unsafe {
+            libc::malloc_trim(0)
+        };
     }
 }
-
-/// glibc's malloc_trim; musl's allocator returns freed pages by itself.
-#[cfg(target_env = "gnu")]
-#[allow(unsafe_code)]
-fn release_free_heap() {
-    // SAFETY: malloc_trim takes the allocator's own lock and touches only free chunks.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(target_env = "gnu"))]
-fn release_free_heap() {}
 
 /// A systemd-passed listener (or two), else the configured ones bound here.
 fn listeners(
@@ -287,7 +276,6 @@ async fn accept_loop(
         };
         match listener.accept().await {
             Ok((tcp, peer)) => {
-                shared.accepted.fetch_add(1, Ordering::Relaxed);
                 shared.burst.notify_one();
                 let _ = tcp.set_nodelay(true);
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
