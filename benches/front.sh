@@ -16,7 +16,7 @@ for tool in wrk nginx node; do
 done
 nodered=${REDWARDEN_TEST_NODERED:?set REDWARDEN_TEST_NODERED to the node-red package folder}
 # The binary as shipped (dist/build), whose linking decides much of the resident memory.
-triple="$(uname -m)-unknown-linux-gnu"
+triple="$(uname -m)-unknown-linux-musl"
 dist/build "$triple" >/dev/null
 bin="${CARGO_TARGET_DIR:-target}/$triple/release/redwarden-front"
 

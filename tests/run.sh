@@ -48,9 +48,9 @@ fi
 cross_targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 if command -v rustup >/dev/null; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
-  # rust-src: the ARMv6 build compiles std itself (no prebuilt std for arm-unknown-*).
+  # rust-src: the static builds compile std themselves (and ARMv6 has no prebuilt std).
   rustup component add rust-src >/dev/null
-  rustup target add "${cross_targets[@]}" aarch64-unknown-linux-musl >/dev/null
+  rustup target add "${cross_targets[@]}" x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
 fi
 # From PyPI, each into a cache folder of its own (--target keeps them out of the system's
 # Python): zig and cargo-zigbuild for the ARMv6 build (dist/build), oelint-adv for the Yocto
@@ -133,7 +133,7 @@ if command -v aarch64-linux-gnu-gcc >/dev/null && command -v arm-linux-gnueabihf
   export LAB_NO_BUILD=1
 else
   skip "ARM release binaries and packages: the cross linkers or zig are not installed (installed as root); x86_64 only"
-  ./dist/build x86_64-unknown-linux-gnu
+  ./dist/build x86_64-unknown-linux-musl
 fi
 
 # The integration tiers spawn the ARM redwarden binary, so the kernel must hand ARM ELF files
