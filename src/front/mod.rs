@@ -19,7 +19,9 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+#[cfg(target_env = "gnu")]
+use tokio::sync::Notify;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
@@ -107,6 +109,7 @@ pub fn run(config: &Config) -> Result<(), FrontError> {
         header_timeout: Duration::from_secs(front.header_timeout_secs.into()),
         limit: Arc::new(Semaphore::new(front.max_connections as usize)),
         max_connections: front.max_connections,
+        #[cfg(target_env = "gnu")]
         burst: Notify::new(),
     });
 
@@ -164,7 +167,8 @@ struct Shared {
     /// One permit per open connection, shared by both ports.
     limit: Arc<Semaphore>,
     max_connections: u32,
-    /// Woken by every accepted connection.
+    /// Woken by every accepted connection (glibc builds: see release_memory_after_bursts).
+    #[cfg(target_env = "gnu")]
     burst: Notify,
 }
 
@@ -276,6 +280,7 @@ async fn accept_loop(
         };
         match listener.accept().await {
             Ok((tcp, peer)) => {
+                #[cfg(target_env = "gnu")]
                 shared.burst.notify_one();
                 let _ = tcp.set_nodelay(true);
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
