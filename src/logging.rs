@@ -1,13 +1,19 @@
 //! Logging for both binaries: plain lines on a terminal, priority-prefixed lines under
-//! journald.
+//! journald. A subscriber of its own rather than tracing-subscriber's formatter: redwarden
+//! logs events with a few fields and no spans, and the formatter's code is resident in the
+//! front door for its whole life (its memory follows its binary's size).
 
-use std::io::IsTerminal;
-use tracing_subscriber::fmt::FormatFields as _;
+use std::fmt::{self, Write as _};
+use std::io::{IsTerminal, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata};
 
 /// Sets the global subscriber: only errors when `quiet`, else `default` (at least info under
 /// journald) made one level more verbose by each -v, down to debug.
-pub fn init(quiet: bool, verbose: u8, default: tracing::Level) {
-    use tracing::Level;
+pub fn init(quiet: bool, verbose: u8, default: Level) {
     // journald stamps each line itself and reads its priority from a `<N>` prefix.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let base = if under_journal {
@@ -17,49 +23,197 @@ pub fn init(quiet: bool, verbose: u8, default: tracing::Level) {
     };
     let steps = [Level::WARN, Level::INFO, Level::DEBUG];
     let from = steps.iter().position(|l| *l == base).unwrap_or(0);
-    let level = if quiet {
+    let max = if quiet {
         Level::ERROR
     } else {
         steps[(from + usize::from(verbose)).min(steps.len() - 1)]
     };
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level);
-    if under_journal {
-        // Fields are formatted by the builder's writer, which colours them unless told not to.
-        builder.with_ansi(false).event_format(JournalFormat).init();
+    let style = if under_journal {
+        Style::Journal
+    } else if std::io::stderr().is_terminal() {
+        Style::Colour
     } else {
-        builder
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            .without_time()
-            .init();
+        Style::Plain
+    };
+    // One write per line, so that lines from two threads do not interleave; a log line that
+    // cannot be written has nowhere else to go.
+    let to_stderr = |line: String| {
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    };
+    // A second init (tests that run both entry points) keeps the first subscriber.
+    let _ = tracing::subscriber::set_global_default(Lines {
+        max,
+        style,
+        write: to_stderr,
+    });
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Style {
+    /// `<4>redwarden: message field=value`: journald turns the prefix into the entry's
+    /// priority (so `journalctl -p warning` shows redwarden's warnings).
+    Journal,
+    /// ` WARN message field=value`, the level coloured.
+    Colour,
+    Plain,
+}
+
+/// Formats each event as one line and hands it to `write`.
+struct Lines<W> {
+    max: Level,
+    style: Style,
+    write: W,
+}
+
+impl<W> Lines<W> {
+    fn enabled_at(&self, level: &Level) -> bool {
+        // tracing orders levels by verbosity: ERROR is the smallest.
+        *level <= self.max
     }
 }
 
-/// One line per event with a syslog priority prefix, which journald turns into the entry's
-/// priority (so `journalctl -p warning` shows redwarden's warnings).
-struct JournalFormat;
+impl<W: Fn(String) + Send + Sync + 'static> tracing::Subscriber for Lines<W> {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.enabled_at(metadata.level()) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
 
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JournalFormat
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let priority = match *event.metadata().level() {
-            tracing::Level::ERROR => 3,
-            tracing::Level::WARN => 4,
-            tracing::Level::INFO => 6,
-            _ => 7,
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.max.into())
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.enabled_at(metadata.level())
+    }
+
+    // Spans carry nothing to print: every span is the same inert one.
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let line = format_line(self.style, event.metadata().level(), |visitor| {
+            event.record(visitor)
+        });
+        (self.write)(line);
+    }
+}
+
+/// The line for one event: the level (or its priority), the message, then the other fields
+/// as `name=value`.
+fn format_line(style: Style, level: &Level, record: impl FnOnce(&mut Fields)) -> String {
+    let mut fields = Fields::default();
+    record(&mut fields);
+    let mut line = match style {
+        Style::Journal => {
+            let priority = match *level {
+                Level::ERROR => 3,
+                Level::WARN => 4,
+                Level::INFO => 6,
+                _ => 7,
+            };
+            format!("<{priority}>redwarden: ")
+        }
+        Style::Colour => {
+            let colour = match *level {
+                Level::ERROR => 31,
+                Level::WARN => 33,
+                Level::INFO => 32,
+                Level::DEBUG => 34,
+                _ => 35,
+            };
+            format!("\x1b[{colour}m{level:>5}\x1b[0m ")
+        }
+        Style::Plain => format!("{level:>5} "),
+    };
+    line.push_str(&fields.message);
+    line.push_str(&fields.rest);
+    line.push('\n');
+    line
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: String,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `{:?}` of the message, which tracing records as format_args!, is its text.
+        let _ = if field.name() == "message" {
+            write!(self.message, "{value:?}")
+        } else {
+            write!(self.rest, " {}={value:?}", field.name())
         };
-        write!(writer, "<{priority}>redwarden: ")?;
-        ctx.format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `log` under a subscriber of `style` that collects lines instead of writing them.
+    fn lines_of(style: Style, log: impl FnOnce()) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+        let collected = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&collected);
+        let subscriber = Lines {
+            max: Level::INFO,
+            style,
+            write: move |line| sink.lock().unwrap().push(line),
+        };
+        tracing::subscriber::with_default(subscriber, log);
+        let lines = collected.lock().unwrap().clone();
+        lines
+    }
+
+    #[test]
+    fn journal_lines_carry_the_priority_message_and_fields() {
+        let lines = lines_of(Style::Journal, || {
+            tracing::warn!(files = 3, path = "a b", "changed in {}", "both folders");
+            tracing::error!("gone");
+        });
+        assert_eq!(
+            lines,
+            [
+                "<4>redwarden: changed in both folders files=3 path=\"a b\"\n",
+                "<3>redwarden: gone\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn levels_above_the_maximum_are_not_written() {
+        let lines = lines_of(Style::Plain, || {
+            tracing::debug!("hidden");
+            tracing::info!(step = "user", "shown");
+        });
+        assert_eq!(lines, [" INFO shown step=\"user\"\n"]);
+    }
+
+    #[test]
+    fn terminal_lines_colour_only_the_level() {
+        let lines = lines_of(Style::Colour, || tracing::warn!("careful"));
+        assert_eq!(lines, ["\x1b[33m WARN\x1b[0m careful\n"]);
     }
 }
