@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::ServerConfig;
 
 use super::FrontError;
@@ -33,6 +33,9 @@ pub fn provider() -> Arc<CryptoProvider> {
         ..ring::default_provider()
     })
 }
+
+/// Two per client for a dozen clients.
+const RESUMABLE_SESSIONS: usize = 24;
 
 pub fn server_config(
     provider: Arc<CryptoProvider>,
@@ -76,5 +79,8 @@ pub fn server_config(
     let mut config = builder.with_cert_resolver(certs);
     // The proxy speaks HTTP/1.1 only; saying so stops a client from trying h2 on it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Resumable sessions for the few browsers a device's editor has, not rustls's 256: every
+    // TLS 1.3 handshake stores two, and a stored one stays in memory until pushed out.
+    config.session_storage = ServerSessionMemoryCache::new(RESUMABLE_SESSIONS);
     Ok(config)
 }
