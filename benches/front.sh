@@ -65,68 +65,57 @@ nodered_pid=$!
 pids+=("$nodered_pid")
 wait_port "$nr_port"
 
-front_port=$(free_port 18900)
-cat >"$work/redwarden.toml" <<EOF
-[front]
-enabled = true
-listen = "127.0.0.1:$front_port"
-upstream_port = $nr_port
-state_dir = "$work/state"
+# start_front NAME FIRST_PORT UPSTREAM_PORT [TOML LINE...]: a front door forwarding to
+# UPSTREAM_PORT; sets started_port and started_pid.
+start_front() {
+  local name=$1 upstream=$3
+  started_port=$(free_port "$2")
+  shift 3
+  printf '[front]\nenabled = true\nlisten = "127.0.0.1:%s"\nupstream_port = %s\n' "$started_port" "$upstream" >"$work/$name.toml"
+  printf '%s\n' "$@" >>"$work/$name.toml"
+  "$bin" --config "$work/$name.toml" 2>"$work/$name.log" &
+  started_pid=$!
+  pids+=("$started_pid")
+  wait_port "$started_port"
+}
+start_front front 18900 "$nr_port" "state_dir = \"$work/state\""
+front_port=$started_port front_pid=$started_pid
+
+# nginx_conf DIR WORKERS SERVER: an nginx.conf in DIR with SERVER in its http block.
+nginx_conf() {
+  cat >"$1/nginx.conf" <<EOF
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $1;
+  proxy_temp_path $1;
+$3
+}
 EOF
-"$bin" --config "$work/redwarden.toml" 2>"$work/front.log" &
-front_pid=$!
-pids+=("$front_pid")
-wait_port "$front_port"
+}
 
 # The fast upstream: nginx answering the flow's body itself, on loopback.
 fast_port=$(free_port 19100)
 mkdir "$work/fast"
-cat >"$work/fast/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/fast/nginx.pid;
-error_log $work/fast/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/fast;
-  proxy_temp_path $work/fast;
-  server { listen 127.0.0.1:$fast_port; location /hello { return 200 "hello"; } }
-}
-EOF
+nginx_conf "$work/fast" 1 "  server { listen 127.0.0.1:$fast_port; location /hello { return 200 \"hello\"; } }"
 nginx -c "$work/fast/nginx.conf" -p "$work/fast" -g 'daemon off;' &
 pids+=($!)
 wait_port "$fast_port"
 # A second front door, same binary and certificate, forwarding to the fast upstream.
-fast_front_port=$(free_port 19200)
-cat >"$work/redwarden-fast.toml" <<EOF
-[front]
-enabled = true
-listen = "127.0.0.1:$fast_front_port"
-upstream_port = $fast_port
-cert = "$work/state/cert.pem"
-key = "$work/state/key.pem"
-EOF
-"$bin" --config "$work/redwarden-fast.toml" 2>"$work/front-fast.log" &
-fast_front_pid=$!
-pids+=("$fast_front_pid")
-wait_port "$fast_front_port"
+start_front front-fast 19200 "$fast_port" "cert = \"$work/state/cert.pem\"" "key = \"$work/state/key.pem\""
+fast_front_port=$started_port fast_front_pid=$started_pid
 
 # nginx as the guides set it up: TLS, HTTP/1.1 with keep-alive to Node-RED, forwarding
 # headers; the front door's self-signed certificate. One worker like the front door's one
 # thread, then one per core (Debian's default).
 nginx_port=$(free_port 19000)
 mkdir "$work/nginx"
-# nginx_conf WORKERS UPSTREAM_PORT
-nginx_conf() {
-  cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes $1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
+# proxy_conf WORKERS UPSTREAM_PORT
+proxy_conf() {
+  nginx_conf "$work/nginx" "$1" "$(cat <<EOF
   upstream nodered { server 127.0.0.1:$2; keepalive 64; }
   server {
     listen 127.0.0.1:$nginx_port ssl;
@@ -142,8 +131,8 @@ http {
       proxy_set_header X-Forwarded-Proto https;
     }
   }
-}
 EOF
+)"
 }
 
 # rss_kb FIELD PID...: a field of /proc/PID/status (VmRSS, RssAnon, VmHWM), summed, in KiB.
@@ -189,7 +178,7 @@ measure() {
 # measure_nginx WORKERS UPSTREAM_PORT NAME CONNECTIONS: nginx as the proxy, for one run.
 measure_nginx() {
   local nginx_pid all
-  nginx_conf "$1" "$2"
+  proxy_conf "$1" "$2"
   nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' &
   nginx_pid=$!
   wait_port "$nginx_port"
