@@ -71,7 +71,7 @@ lab_state_load() {
     return 0
 }
 lab_state_save() {
-    printf 'LAB_NSPAWN_PID=%s\nLAB_LEADER=%s\n' "${LAB_NSPAWN_PID:-}" "${LAB_LEADER:-}" >"$LAB_RUN/state"
+    printf 'LAB_BOOT_PID=%s\nLAB_LEADER=%s\n' "${LAB_BOOT_PID:-}" "${LAB_LEADER:-}" >"$LAB_RUN/state"
 }
 
 pid_alive() {
@@ -133,36 +133,11 @@ print("%o %s %s" % (stat.S_IMODE(st.st_mode), u.get(st.st_uid, st.st_uid), g.get
 EOF
 }
 
-# nr_pid: host pid of the Node-RED process (node running red.js, or titled
-# node-red) inside the container's pid namespace. Empty if none.
+# nr_pid: host pid of the outermost Node-RED process in the container (a Node-RED child
+# process has a Node-RED parent). Empty if none.
 nr_pid() {
-    lab_state_load
-    python3 - "$LAB_LEADER" <<'EOF'
-import os, sys
-leader = sys.argv[1]
-try:
-    ns = os.readlink("/proc/%s/ns/pid" % leader)
-except OSError:
-    sys.exit(0)
-found = []
-for d in os.listdir("/proc"):
-    if not d.isdigit(): continue
-    try:
-        if os.readlink("/proc/%s/ns/pid" % d) != ns: continue
-        argv = open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")
-        comm = open("/proc/%s/comm" % d).read().strip()
-        ppid = int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        continue
-    if comm in ("bash", "sh", "env", "dash"): continue
-    a0 = os.path.basename(argv[0].decode(errors="replace").split(" ")[0]) if argv else ""
-    if a0 == "node-red" or any(x.endswith(b"red.js") for x in argv):
-        found.append((int(d), ppid))
-pids = {p for p, _ in found}
-# the outermost one (a Node-RED child process would have a Node-RED parent)
-top = [p for p, pp in found if pp not in pids]
-print(min(top) if top else "")
-EOF
+    ct_procs nodered | awk '{ parent[$1] = $3 } END { for (p in parent) if (!(parent[p] in parent)) print p }' |
+        sort -n | head -n 1
 }
 
 # host_status_of PID FIELD: a line of /proc/PID/status (e.g. Uid, CapEff).
@@ -245,22 +220,24 @@ on_exit() {
 
 # lab_slow SECONDS: a time budget scaled for the arch (qemu-user runs arm64 about 5x slower).
 lab_slow() { if [[ "${LAB_ARCH:-amd64}" == arm64 ]]; then echo $(($1 * 5)); else echo "$1"; fi; }
+# lab_lower: the read-only layers of the run's root (overlay lowerdir syntax).
+lab_lower() { printf '%s' "$LAB_IMAGE"; }
+# lab_qemu_user: true when the lab's arm64 userland runs under qemu-user (the container lab),
+# which cannot pass nftables netlink, create user namespaces or honour setuid.
+lab_qemu_user() { [[ "${LAB_ARCH:-amd64}" == arm64 && "${LAB_VM:-0}" != 1 ]]; }
 
-# ct_procs all|nodered: one line per process in the container, judged from the host:
-# HOSTPID CTPID HOSTPPID STATE UID COMM ARGV... With `nodered`, only Node-RED processes (node
-# running red.js, or titled node-red), whatever their parent.
-ct_procs() {
-    lab_state_load
-    python3 - "$LAB_LEADER" "$1" <<'EOF'
+# CT_PROCS_PY LEADER all|nodered: one line per process in LEADER's pid namespace (every
+# process when LEADER is empty): PID NSPID PPID STATE UID COMM ARGV...
+CT_PROCS_PY=$(cat <<'EOF'
 import os, sys
 leader, only = sys.argv[1], sys.argv[2]
 try:
-    ns = os.readlink("/proc/%s/ns/pid" % leader)
+    ns = os.readlink("/proc/%s/ns/pid" % leader) if leader else None
 except OSError:
     sys.exit(0)
 for d in sorted((d for d in os.listdir("/proc") if d.isdigit()), key=int):
     try:
-        if os.readlink("/proc/%s/ns/pid" % d) != ns: continue
+        if ns and os.readlink("/proc/%s/ns/pid" % d) != ns: continue
         argv = [a.decode(errors="replace") for a in open("/proc/%s/cmdline" % d, "rb").read().split(b"\0") if a]
         comm = open("/proc/%s/comm" % d).read().strip()
         stat = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()
@@ -273,6 +250,13 @@ for d in sorted((d for d in os.listdir("/proc") if d.isdigit()), key=int):
         if not (a0 == "node-red" or any(a.endswith("red.js") for a in argv)): continue
     print(d, status["NSpid"][-1], stat[1], stat[0], status["Uid"][0], comm, " ".join(argv) or "[%s]" % comm)
 EOF
+)
+# ct_procs all|nodered: one line per process in the container, judged from the host:
+# HOSTPID CTPID HOSTPPID STATE UID COMM ARGV... With `nodered`, only Node-RED processes (node
+# running red.js, or titled node-red), whatever their parent.
+ct_procs() {
+    lab_state_load
+    python3 - "$LAB_LEADER" "$1" <<<"$CT_PROCS_PY"
 }
 # host_pid CTPID: the host pid of a process of the container (empty if there is none).
 host_pid() { ct_procs all | awk -v p="$1" '$2 == p { print $1 }'; }
@@ -317,10 +301,10 @@ rw_journal_at() { rw_journal "$1" | awk -v t0="$1" -v text="$2" '!done && index(
 # EPOCH, when NRestarts was RESTARTS0. Under qemu-user, systemd itself is emulated and cannot
 # always kill the old cgroup ("Failed to kill control group: Input/output error"), so a restart
 # can die in systemd's own setup with 219/CGROUP, before redwarden runs, and be retried. Those
-# are counted out on arm64 and said; on amd64 (systemd native) any extra restart fails.
+# are counted out there and said; where systemd runs native any extra restart fails.
 assert_one_restart() {
     local want=$(($1 + 1)) setup_failures=0
-    if [[ "${LAB_ARCH:-amd64}" == arm64 ]]; then
+    if lab_qemu_user; then
         setup_failures=$(rw_journal "$2" | grep -c 'code=exited, status=219/CGROUP') || true
         ((setup_failures == 0)) || note "$3: $setup_failures restart(s) died in emulated systemd's cgroup setup (219/CGROUP) and were retried"
     fi
@@ -433,14 +417,14 @@ boot_ct() {
         --console=read-only --resolv-conf=off --timezone=off \
         -D "$LAB_ROOT" -M "$LAB_NAME" --network-veth \
         </dev/null >>"$LAB_RUN/logs/console.log" 2>&1 &
-    LAB_NSPAWN_PID=$!
+    LAB_BOOT_PID=$!
     LAB_LEADER=
     lab_state_save
     deadline=$((SECONDS + 60))
     while [[ -z "$LAB_LEADER" ]] || ! ip link show "$veth" >/dev/null 2>&1; do
-        pid_alive "$LAB_NSPAWN_PID" || { tail -n 30 "$LAB_RUN/logs/console.log" >&2; die "systemd-nspawn exited early"; }
+        pid_alive "$LAB_BOOT_PID" || { tail -n 30 "$LAB_RUN/logs/console.log" >&2; die "systemd-nspawn exited early"; }
         ((SECONDS < deadline)) || die "no container init / veth after 60s"
-        [[ -n "$LAB_LEADER" ]] || LAB_LEADER=$(_find_leader "$LAB_NSPAWN_PID")
+        [[ -n "$LAB_LEADER" ]] || LAB_LEADER=$(_find_leader "$LAB_BOOT_PID")
         sleep 0.2
     done
     lab_state_save
@@ -450,7 +434,7 @@ boot_ct() {
     nsenter -t "$LAB_LEADER" -n ip link set lo up
     nsenter -t "$LAB_LEADER" -n ip addr add "$LAB_CT_IP/24" dev host0
     nsenter -t "$LAB_LEADER" -n ip link set host0 up
-    log "nspawn pid $LAB_NSPAWN_PID, init (host pid) $LAB_LEADER, $veth $LAB_HOST_IP <-> host0 $LAB_CT_IP ($(elapsed "$t0"))"
+    log "nspawn pid $LAB_BOOT_PID, init (host pid) $LAB_LEADER, $veth $LAB_HOST_IP <-> host0 $LAB_CT_IP ($(elapsed "$t0"))"
     wait_ct
     wait_nodered "${LAB_NR_TIMEOUT:-90}"
     log "boot total: $(elapsed "$t0")"
@@ -500,7 +484,7 @@ wait_nodered() {
 # stop_ct: power the container off and wait for nspawn to exit.
 stop_ct() {
     lab_state_load
-    pid_alive "${LAB_NSPAWN_PID:-}" || return 0
+    pid_alive "${LAB_BOOT_PID:-}" || return 0
     if pid_alive "${LAB_LEADER:-}"; then
         # systemctl first: under qemu-user, host real-time signals do not
         # reach the emulated systemd as SIGRTMIN+4
@@ -509,16 +493,16 @@ stop_ct() {
             kill -s RTMIN+4 "$LAB_LEADER" 2>/dev/null || true # systemd: poweroff
     fi
     local deadline=$((SECONDS + 60))
-    while pid_alive "$LAB_NSPAWN_PID" && ((SECONDS < deadline)); do sleep 0.3; done
-    if pid_alive "$LAB_NSPAWN_PID"; then
+    while pid_alive "$LAB_BOOT_PID" && ((SECONDS < deadline)); do sleep 0.3; done
+    if pid_alive "$LAB_BOOT_PID"; then
         log "container did not power off in 60s; terminating nspawn"
-        kill -TERM "$LAB_NSPAWN_PID" 2>/dev/null || true
+        kill -TERM "$LAB_BOOT_PID" 2>/dev/null || true
         deadline=$((SECONDS + 15))
-        while pid_alive "$LAB_NSPAWN_PID" && ((SECONDS < deadline)); do sleep 0.3; done
-        pid_alive "$LAB_NSPAWN_PID" && kill -KILL "$LAB_NSPAWN_PID" 2>/dev/null
+        while pid_alive "$LAB_BOOT_PID" && ((SECONDS < deadline)); do sleep 0.3; done
+        pid_alive "$LAB_BOOT_PID" && kill -KILL "$LAB_BOOT_PID" 2>/dev/null
     fi
     ip link del "ve-$LAB_NAME" 2>/dev/null || true
-    LAB_LEADER='' LAB_NSPAWN_PID=''
+    LAB_LEADER='' LAB_BOOT_PID=''
     lab_state_save
 }
 
@@ -530,8 +514,8 @@ reboot_ct() {
     lab_state_load
     kill -s SIGINT "$LAB_LEADER" # systemd: ctrl-alt-del = reboot
     local deadline=$((SECONDS + 90))
-    while pid_alive "$LAB_NSPAWN_PID" && ((SECONDS < deadline)); do sleep 0.3; done
-    pid_alive "$LAB_NSPAWN_PID" && { stop_ct; }
+    while pid_alive "$LAB_BOOT_PID" && ((SECONDS < deadline)); do sleep 0.3; done
+    pid_alive "$LAB_BOOT_PID" && { stop_ct; }
     ip link del "ve-$LAB_NAME" 2>/dev/null || true
     log "container went down for reboot ($(elapsed "$t0"))"
     boot_ct
@@ -598,3 +582,8 @@ qemu_user_dropins() {
     chmod 644 "$1/etc/redwarden/redwarden.toml"
 }
 
+# The VM lab (run.sh --vm) replaces the machine's functions above.
+if [[ "${LAB_VM:-0}" == 1 ]]; then
+    # shellcheck source=vm.sh disable=SC1091
+    source "$LAB_DIR/vm.sh"
+fi

@@ -3,11 +3,13 @@
 # under systemd-nspawn, install redwarden, run the scenarios from outside.
 #
 #   tests/lab/run.sh [--arch amd64|arm64|amd64,arm64] [--flavour deb18|node22|deb18,node22]
-#                    [--jobs N] [--keep] [--rebuild] [--build-only] [--serve | --shell] [SCENARIO...]
+#                    [--vm] [--jobs N] [--keep] [--rebuild] [--build-only] [--serve | --shell]
+#                    [SCENARIO...]
 #
 # SCENARIO: a file name in tests/lab/scenarios/ without .sh, or a prefix of it
 # ("01", "02-apply"), or the path of a script to run as one (benches/supervisors.sh).
-# Default: all, in name order, in one container boot.
+# Default: all, in name order, in one container boot. --vm boots arm64 in qemu-system-aarch64
+# on a real ARM kernel instead of a container under qemu-user (tests/lab/vm.sh).
 # See tests/lab/README.md.
 set -euo pipefail
 
@@ -29,7 +31,7 @@ NODE22_SPEC=22 # node-linux-<arch>@22
 NPM_SPEC=10    # npm@10 goes with the official Node 22 builds
 
 usage() {
-    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 64
 }
 
@@ -46,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs=${2:?}; shift 2 ;;
     --jobs=*) jobs=${1#*=}; shift ;;
     --keep) keep=1; shift ;;
+    --vm) export LAB_VM=1; shift ;;
     --rebuild) rebuild=1; shift ;;
     --build-only) build_only=1; shift ;;
     --serve) mode=serve; shift ;;
@@ -62,6 +65,11 @@ IFS=, read -r -a FLAVOURS <<<"$flavours"
 for a in "${ARCHS[@]}"; do [[ "$a" == amd64 || "$a" == arm64 ]] || die "--arch: amd64 or arm64, not $a"; done
 for f in "${FLAVOURS[@]}"; do [[ "$f" == deb18 || "$f" == node22 ]] || die "--flavour: deb18 or node22, not $f"; done
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: a number from 1, not $jobs"
+if [[ "${LAB_VM:-0}" == 1 ]]; then
+    [[ "$archs" == arm64 ]] || die "--vm: --arch arm64 only (amd64 runs natively in the container lab)"
+    # shellcheck source=vm.sh disable=SC1091
+    source "$LAB_DIR/vm.sh"
+fi
 [[ $EUID -eq 0 ]] || die "the lab needs root (debootstrap, chroot, systemd-nspawn)"
 [[ "$(uname -m)" == x86_64 ]] || die "the lab expects an x86_64 host (arm64 runs through qemu-user)"
 
@@ -91,6 +99,11 @@ ensure_deps() {
         command -v update-binfmts >/dev/null || need+=(binfmt-support)
     fi
     ((want_npm)) && ! command -v npm >/dev/null && need+=(npm)
+    if [[ "${LAB_VM:-0}" == 1 ]]; then
+        command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+        command -v cpio >/dev/null || need+=(cpio)
+        command -v ssh >/dev/null || need+=(openssh-client)
+    fi
     if ((${#need[@]})); then
         log "installing host packages: ${need[*]}"
         apt-get update -qq
@@ -237,6 +250,12 @@ ensure_image() {
     phase_done "image $arch/$flavour"
 }
 
+# ensure_machine ARCH FLAVOUR: the image, and with --vm what boots it as a VM.
+ensure_machine() {
+    ensure_image "$1" "$2"
+    if [[ "${LAB_VM:-0}" == 1 ]]; then ensure_vm "$1" "$2"; fi
+}
+
 # ---------------------------------------------------------------- redwarden
 # redwarden_deb ARCH: the path of the Debian package the lab installs: dist/deb's for ARCH,
 # built first (a no-op when up to date) so the lab tests the current source, or $REDWARDEN_DEB.
@@ -272,7 +291,7 @@ install_redwarden() {
     deb=$(redwarden_deb "$arch")
     place_package_files "$deb" "$root"
     log "installed the files of $deb, not the package ($(file -b "$root/usr/local/bin/redwarden" | cut -d, -f1-2))"
-    if [[ "$arch" == arm64 ]]; then qemu_user_dropins "$root"; fi
+    if lab_qemu_user; then qemu_user_dropins "$root"; fi
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -378,7 +397,7 @@ pick_net() {
 lab_one() {
     local arch=$1 flavour=$2 tag
     tag="[$arch/$flavour]"
-    ensure_image "$arch" "$flavour"
+    ensure_machine "$arch" "$flavour"
     ((build_only)) && return 0
 
     phase "run $arch/$flavour: fresh copy of the image"
@@ -400,13 +419,21 @@ lab_one() {
     if [[ "$copy" == overlay ]]; then
         mkdir -p "$LAB_RUN/upper" "$LAB_RUN/work" "$LAB_ROOT"
         if ! mount -t overlay overlay \
-            -o "lowerdir=$IMAGE_DIR/rootfs,upperdir=$LAB_RUN/upper,workdir=$LAB_RUN/work" "$LAB_ROOT"; then
+            -o "lowerdir=$(lab_lower),upperdir=$LAB_RUN/upper,workdir=$LAB_RUN/work" "$LAB_ROOT"; then
             log "overlay mount failed: falling back to cp -a"
             rmdir "$LAB_ROOT"
             copy="cp"
         fi
     fi
-    [[ "$copy" == cp ]] && cp -a "$IMAGE_DIR/rootfs" "$LAB_ROOT"
+    if [[ "$copy" == cp && "$(lab_lower)" == *:* ]]; then
+        # layers (--vm): copied through a read-only overlay of them, which applies whiteouts
+        mkdir -p "$LAB_RUN/lower"
+        mount -t overlay overlay -o "lowerdir=$(lab_lower)" "$LAB_RUN/lower"
+        cp -a "$LAB_RUN/lower" "$LAB_ROOT"
+        umount "$LAB_RUN/lower"
+    elif [[ "$copy" == cp ]]; then
+        cp -a "$(lab_lower)" "$LAB_ROOT"
+    fi
     log "run copy: $copy"
     install_redwarden "$arch" "$LAB_ROOT"
     phase_done "copy + install"
@@ -440,7 +467,7 @@ lab_one() {
         echo "Node-RED: $NR_URL/"
         echo "shell inside: nsenter -t $(lab_state_load; echo "$LAB_LEADER") -m -u -i -n -p -C -r -w bash"
         echo "Ctrl-C to stop."
-        while lab_state_load && pid_alive "$LAB_NSPAWN_PID"; do sleep 2; done
+        while lab_state_load && pid_alive "$LAB_BOOT_PID"; do sleep 2; done
         ;;
     shell)
         echo "Node-RED: $NR_URL/ -- exit the shell to stop the lab"
@@ -464,7 +491,7 @@ prune_runs() {
     for d in "$CACHE"/runs/*/; do
         d=${d%/}
         [[ -d "$d" && ! -e "$d/kept" ]] || continue
-        pid=$(sed -n 's/^LAB_NSPAWN_PID=//p' "$d/state" 2>/dev/null || true)
+        pid=$(sed -n 's/^LAB_BOOT_PID=//p' "$d/state" 2>/dev/null || true)
         pid_alive "$pid" && continue
         pid_alive "$(cat "$d/owner" 2>/dev/null || true)" && continue
         log "removing leftover run $d"
@@ -515,7 +542,7 @@ lab_parallel() {
     done
     # Images first, one at a time: the cells of one arch share its base image. And each arch's
     # package once: cells building the same one at the same time would overwrite it.
-    for a in "${ARCHS[@]}"; do for f in "${FLAVOURS[@]}"; do ensure_image "$a" "$f"; done; done
+    for a in "${ARCHS[@]}"; do for f in "${FLAVOURS[@]}"; do ensure_machine "$a" "$f"; done; done
     ((build_only)) && return 0
     for a in "${ARCHS[@]}"; do redwarden_deb "$a" >/dev/null; done
     export LAB_NO_BUILD=1

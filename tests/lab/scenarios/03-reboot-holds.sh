@@ -24,7 +24,7 @@ fixable=$(finding_ids fixable)
 [[ -z "$fixable" ]] || fail "fixable findings after reboot: $(echo "$fixable" | tr '\n' ' ')"
 
 # The firewall comes back through redwarden's own apply unit, with no nftables.service.
-if [[ "$LAB_ARCH" != arm64 ]]; then
+if ! lab_qemu_user; then
     in_ct nft list table inet redwarden >/dev/null || fail "redwarden's nftables table did not come back at boot"
     assert_eq "disabled" "$(in_ct systemctl is-enabled nftables.service 2>/dev/null || true)" "nftables.service (not needed)"
 fi

@@ -5,7 +5,7 @@
 # either way, because redwarden's table matches only Node-RED's port.
 need_redwarden
 depends_on 02-apply-works
-[[ "$LAB_ARCH" == arm64 ]] && skip "qemu-user does not pass nftables netlink (nft: Protocol not supported); the firewall is judged on amd64 and on a real ARM kernel"
+lab_qemu_user && skip "qemu-user does not pass nftables netlink (nft: Protocol not supported); the firewall is judged on amd64 and on a real ARM kernel"
 
 # open_ports: the TCP ports nmap finds open on the container, space-separated.
 open_ports() {

@@ -29,7 +29,7 @@ on_exit unmount_baked
 
 # The starting point of 02: the lab's files, and pi's userDir with the flows 02 deployed.
 place_package_files "$LAB_ROOT/root/redwarden.deb" "$baked"
-if [[ "$LAB_ARCH" == arm64 ]]; then qemu_user_dropins "$baked"; fi
+if lab_qemu_user; then qemu_user_dropins "$baked"; fi
 rm -rf "$baked/home/pi/.node-red"
 cp -a "$LAB_RUN/bake-input/pi-userdir" "$baked/home/pi/.node-red"
 
