@@ -456,11 +456,17 @@ wait_ct() {
         *) sleep 0.5 ;;
         esac
     done
-    if [[ "$st" == degraded ]]; then
-        log "container systemd is degraded; failed units:"
+    log_system_state "$st" "$t0"
+}
+
+# log_system_state STATE T0: the machine's systemd state since T0, and its failed units when
+# it is degraded.
+log_system_state() {
+    if [[ "$1" == degraded ]]; then
+        log "systemd is degraded; failed units:"
         in_ct systemctl --failed --no-legend --plain >&2 || true
     fi
-    log "systemd in container: $st ($(elapsed "$t0"))"
+    log "systemd in the machine: $1 ($(elapsed "$2"))"
 }
 
 # wait_nodered [TIMEOUT]: until Node-RED answers GET / from the host.

@@ -132,6 +132,17 @@ rm_tree() {
 }
 
 key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
+# publish_cached DIR: DIR.tmp, built, becomes DIR, marked complete; the older builds beside it
+# (same name up to the key) go.
+publish_cached() {
+    local dir=$1 old
+    : >"$dir.tmp/.complete"
+    rm_tree "$dir"
+    mv "$dir.tmp" "$dir"
+    for old in "${dir%-*}"-*; do
+        [[ "$old" == "$dir" || ! -d "$old" ]] || rm_tree "$old"
+    done
+}
 files_hash() { cat "$@" | sha256sum | cut -c1-16; }
 
 # ---------------------------------------------------------------- base rootfs
@@ -163,13 +174,7 @@ ensure_base() {
         die "apt-get install $APT_EXTRA ($arch) failed"
     fi
     : >"$dir.tmp/rootfs/etc/resolv.conf"
-    : >"$dir.tmp/.complete"
-    mv "$dir.tmp" "$dir"
-    # drop older base builds of this arch
-    local old
-    for old in "$CACHE"/base-"$arch"-*; do
-        [[ "$old" == "$dir" || ! -d "$old" ]] || rm_tree "$old"
-    done
+    publish_cached "$dir"
     phase_done "base $arch"
 }
 
@@ -240,13 +245,7 @@ ensure_image() {
     grep '^provision:' "$dir.tmp/provision.log" >&2 || true
     rm -rf "$root/tmp/lab"
     : >"$root/etc/resolv.conf"
-    : >"$dir.tmp/.complete"
-    rm_tree "$dir"
-    mv "$dir.tmp" "$dir"
-    local old
-    for old in "$CACHE"/image-"$arch"-"$flavour"-*; do
-        [[ "$old" == "$dir" || ! -d "$old" ]] || rm_tree "$old"
-    done
+    publish_cached "$dir"
     phase_done "image $arch/$flavour"
 }
 

@@ -86,13 +86,7 @@ ensure_vm() {
     rmdir "$root"
     rm -rf "$dir.tmp/work" "$dir.tmp/debs"
     log "vm: kernel $kver, $(du -sh "$dir.tmp/layer" | cut -f1) over the image"
-    : >"$dir.tmp/.complete"
-    rm_tree "$dir"
-    mv "$dir.tmp" "$dir"
-    local old
-    for old in "$CACHE"/vm-"$arch"-"$flavour"-*; do
-        [[ "$old" == "$dir" || ! -d "$old" ]] || rm_tree "$old"
-    done
+    publish_cached "$dir"
     phase_done "vm $arch/$flavour"
 }
 
@@ -215,11 +209,7 @@ wait_ct() {
         ((SECONDS < deadline)) || { tail -n 40 "$LAB_RUN/logs/console.log" >&2; die "VM systemd not up after ${LAB_BOOT_TIMEOUT:-600}s: '$st'"; }
         sleep 2
     done
-    if [[ "$st" == degraded ]]; then
-        log "VM systemd is degraded; failed units:"
-        in_ct systemctl --failed --no-legend --plain >&2 || true
-    fi
-    log "systemd in the VM: $st ($(elapsed "$t0"))"
+    log_system_state "$st" "$t0"
 }
 
 stop_ct() {
