@@ -42,11 +42,12 @@ fn run(mut command: Command, op: &'static str, input: Option<&str>) -> Result<St
         std::io::ErrorKind::NotFound => NftError::Missing,
         _ => NftError::Io { op, source },
     })?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|source| NftError::Io { op, source })?;
-    }
+    // A child that exits before reading its input breaks the pipe; what it said and how it
+    // exited explain that better than the broken pipe, so the write error waits for them.
+    let write_error = match (input, child.stdin.take()) {
+        (Some(text), Some(mut stdin)) => stdin.write_all(text.as_bytes()).err(),
+        _ => None,
+    };
     let out = child
         .wait_with_output()
         .map_err(|source| NftError::Io { op, source })?;
@@ -60,6 +61,9 @@ fn run(mut command: Command, op: &'static str, input: Option<&str>) -> Result<St
             op,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
+    }
+    if let Some(source) = write_error {
+        return Err(NftError::Io { op, source });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -231,6 +235,43 @@ pub fn confirm() -> Result<bool, crate::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// More than a pipe holds, so that writing it to a child that has exited breaks the pipe.
+    fn big_input() -> String {
+        "x".repeat(1 << 20)
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    #[test]
+    fn a_program_that_could_not_run_is_missing_even_when_its_input_broke_the_pipe() {
+        // What qemu-user's posix_spawn leaves of an exec that failed: exit 127, nothing said.
+        let result = run(sh("exit 127"), "-f (load)", Some(&big_input()));
+        assert!(matches!(result, Err(NftError::Missing)), "{result:?}");
+    }
+
+    #[test]
+    fn a_failure_before_reading_the_input_reports_what_the_program_said() {
+        let result = run(
+            sh("echo 'bad rule' >&2; exit 1"),
+            "-f (load)",
+            Some(&big_input()),
+        );
+        match result {
+            Err(NftError::Failed { stderr, .. }) => assert_eq!(stderr, "bad rule"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_success_that_left_its_input_unread_is_still_an_error() {
+        let result = run(sh("exit 0"), "-f (load)", Some(&big_input()));
+        assert!(matches!(result, Err(NftError::Io { .. })), "{result:?}");
+    }
 
     #[test]
     fn canonical_form_ignores_handles_counts_and_learnt_addresses() {
