@@ -140,8 +140,14 @@ nr_pid() {
         sort -n | head -n 1
 }
 
+# A process of the machine by the pid ct_procs gives (the host's, for a container): its
+# /proc/PID/FILE, whether it exists, who owns one of its /proc files, a signal to it.
+proc_read() { cat "/proc/$1/$2"; }
+proc_alive() { [[ -e "/proc/$1" ]]; }
+proc_owner() { stat -c %u "/proc/$1/$2"; }
+proc_kill() { kill -s "$1" "$2"; }
 # host_status_of PID FIELD: a line of /proc/PID/status (e.g. Uid, CapEff).
-host_status_of() { awk -v f="$2:" '$1 == f { $1 = ""; sub(/^ /, ""); print }' "/proc/$1/status"; }
+host_status_of() { proc_read "$1" status | awk -v f="$2:" '$1 == f { $1 = ""; sub(/^ /, ""); print }'; }
 
 # nr_token: a bearer token for the admin API when adminAuth is on (empty if off).
 nr_token() {

@@ -376,12 +376,18 @@ cleanup() {
 trap 'cleanup' EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# free_nets N: the first N of the lab's /24s that no address on this host is in, one a line.
+# free_nets N: the first N of the lab's /24s that no address on this host is in and no other
+# live lab run holds, one a line. A run holds its /24 for its whole life (its $LAB_RUN/net),
+# also while a reboot has taken the address away with the machine's link.
 free_nets() {
-    local n found=0
+    local n found=0 held='' run
+    for run in "$CACHE"/runs/*/; do
+        pid_alive "$(cat "$run/owner" 2>/dev/null)" && held+="$(cat "$run/net" 2>/dev/null)"$'\n'
+    done
     for n in 251 252 253 254 250 249 248 247; do
         ((found < $1)) || return 0
         ip -o addr show | grep -q " 192\.168\.$n\." && continue
+        grep -qx "192\.168\.$n" <<<"$held" && continue
         echo "192.168.$n"
         found=$((found + 1))
     done
@@ -410,6 +416,7 @@ lab_one() {
     export NR_URL=${NR_URL_OVERRIDE:-http://$LAB_CT_IP:1880}
     mkdir -p "$LAB_RUN/logs"
     echo $$ >"$LAB_RUN/owner"
+    echo "$LAB_NET" >"$LAB_RUN/net"
     CLEANUP_ARMED=1
     # a fresh copy of the image: an overlay (instant) unless --keep or
     # LAB_COPY=cp asks for a standalone copy; the cached image stays pristine

@@ -161,8 +161,10 @@ in_ct() {
 # ct_procs all|nodered: as the container's, from inside; a VM's pids are its own.
 ct_procs() { in_ct python3 - "" "$1" <<<"$CT_PROCS_PY"; }
 
-# shellcheck disable=SC2016 # an awk program
-host_status_of() { in_ct awk -v f="$2:" '$1 == f { $1 = ""; sub(/^ /, ""); print }' "/proc/$1/status"; }
+proc_read() { in_ct cat "/proc/$1/$2"; }
+proc_alive() { in_ct test -e "/proc/$1"; }
+proc_owner() { in_ct stat -c %u "/proc/$1/$2"; }
+proc_kill() { in_ct kill -s "$1" "$2"; }
 
 boot_ct() {
     local t0 tap="vt-$LAB_NAME"

@@ -24,7 +24,7 @@ exactly_one_nodered() {
     [[ ${#pids[@]} -eq 1 ]] || fail "$1: ${#pids[@]} Node-RED processes in the container, want 1: $(ct_procs nodered | tr '\n' ';')"
     main=$(rw_main_pid)
     sup=$(host_pid "$main")
-    assert_eq "$sup" "$(awk '{ print $4 }' "/proc/${pids[0]}/stat")" "$1: Node-RED's parent is the unit's main process ($main)"
+    assert_eq "$sup" "$(proc_read "${pids[0]}" stat | awk '{ print $4 }')" "$1: Node-RED's parent is the unit's main process ($main)"
     cg=$(in_ct systemctl show -P ControlGroup redwarden.service)
     # cgroup v2, or the hybrid layout of a cgroup v1 host. A process outside the container's
     # pid namespace reads as 0: one still exiting, or another lab's when two labs run at once
@@ -68,10 +68,10 @@ assert_eq "$nodered_uid $nodered_uid $nodered_uid $nodered_uid" "$(host_status_o
 assert_eq "0000000000000000" "$(host_status_of "$sup" CapEff)" "supervisor's CapEff"
 assert_eq "0000000000000000" "$(host_status_of "$sup" CapPrm)" "supervisor's CapPrm"
 assert_eq "1" "$(host_status_of "$sup" NoNewPrivs)" "supervisor's NoNewPrivs"
-assert_eq "$nr" "$(awk '{ print $5 }' "/proc/$nr/stat")" "Node-RED leads its own process group"
+assert_eq "$nr" "$(proc_read "$nr" stat | awk '{ print $5 }')" "Node-RED leads its own process group"
 # Non-dumpable: the kernel gives its /proc files to root, while Node-RED's stay the service user's.
-assert_eq "0" "$(stat -c %u "/proc/$sup/environ")" "owner of the supervisor's /proc/PID/environ (non-dumpable)"
-assert_eq "$nodered_uid" "$(stat -c %u "/proc/$nr/environ")" "owner of Node-RED's /proc/PID/environ"
+assert_eq "0" "$(proc_owner "$sup" environ)" "owner of the supervisor's /proc/PID/environ (non-dumpable)"
+assert_eq "$nodered_uid" "$(proc_owner "$nr" environ)" "owner of Node-RED's /proc/PID/environ"
 if out=$(in_ct runuser -u nodered -- cat "/proc/$main/environ" 2>&1); then
     fail "the service user reads the supervisor's environment: $(tr '\0' ' ' <<<"$out" | head -c 200)"
 fi
@@ -80,10 +80,10 @@ note "identity: supervisor uid $nodered_uid (nodered), CapEff 0, NoNewPrivs 1; /
 # ---- 3. kill -9 of the supervisor: systemd restarts it; no orphan, no second Node-RED
 restarts0=$(in_ct systemctl show -P NRestarts redwarden.service)
 t0=$(now)
-kill -KILL "$sup"
+proc_kill KILL "$sup"
 new=$(wait_serving "$(lab_slow 60)" "$nr") || fail "not serving again after kill -9 of the supervisor: $WAITED"
 took=$(elapsed "$t0")
-[[ ! -e "/proc/$nr" ]] || fail "the old Node-RED (host pid $nr) survived its supervisor's kill -9"
+! proc_alive "$nr" || fail "the old Node-RED (host pid $nr) survived its supervisor's kill -9"
 assert_one_restart "$restarts0" "$t0" "after kill -9 of the supervisor"
 main2=$(rw_main_pid)
 [[ "$main2" != "$main" ]] || fail "MainPID is still $main after kill -9"
@@ -95,14 +95,14 @@ main=$main2 nr=$new
 sup=$(host_pid "$main")
 restarts0=$(in_ct systemctl show -P NRestarts redwarden.service)
 t0=$(now)
-kill -STOP "$sup"
+proc_kill STOP "$sup"
 # Node-RED itself is not stopped with it: it answers while its supervisor is frozen.
 sleep 3
 assert "Node-RED answers while its supervisor is stopped" http GET / >/dev/null
 deadline=$((SECONDS + 60))
 while [[ "$(rw_main_pid)" == "$main" ]] && ((SECONDS < deadline)); do sleep 0.5; done
 killed_after=$(elapsed "$t0")
-[[ "$(rw_main_pid)" != "$main" ]] || { kill -CONT "$sup"; fail "the stopped supervisor (MainPID $main) was still the main process 60 s later: no watchdog"; }
+[[ "$(rw_main_pid)" != "$main" ]] || { proc_kill CONT "$sup"; fail "the stopped supervisor (MainPID $main) was still the main process 60 s later: no watchdog"; }
 new=$(wait_serving "$(lab_slow 60)" "$nr") || fail "not serving again after the watchdog restart: $WAITED"
 took=$(elapsed "$t0")
 wd=$(rw_journal_at "$t0" "Watchdog timeout")

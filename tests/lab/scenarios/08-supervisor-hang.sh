@@ -33,7 +33,7 @@ for _ in $(seq 20); do body=$(http GET /lab-ok) && break; sleep 0.5; done
 assert_eq "ok" "$body" "GET /lab-ok before the hang"
 
 busy_loop() { curl -s -o /dev/null --max-time 2 "$NR_URL/lab-hang" || true; }
-sigstop() { kill -STOP "$1"; }
+sigstop() { proc_kill STOP "$1"; }
 
 # hung WHAT TRIGGER: TRIGGER (given Node-RED's host pid) hangs Node-RED; a new one must serve
 # within the bound, after the SIGINT went unheard for the whole grace.
@@ -46,7 +46,7 @@ hung() {
     took=$(elapsed "$t0")
     python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' "${took%s}" "$bound" ||
         fail "$what: a new Node-RED served only after $took, want < ${bound}s"
-    [[ ! -e "/proc/$old" ]] || fail "$what: the hung Node-RED (host pid $old) is still there"
+    ! proc_alive "$old" || fail "$what: the hung Node-RED (host pid $old) is still there"
     p1=$(rw_journal_at "$t0" "probe 1 of $failures:")
     p2=$(rw_journal_at "$t0" "probe 2 of $failures:")
     p3=$(rw_journal_at "$t0" "probe 3 of $failures:")

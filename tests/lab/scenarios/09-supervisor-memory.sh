@@ -31,9 +31,9 @@ t0=$(now)
 hits=0 rss=0
 # Enough 40 MB chunks to pass the limit twice over; stop once the supervisor has acted.
 for _ in $(seq $((limit / 40 + 6))); do
-    [[ -e "/proc/$old" ]] || break
+    proc_alive "$old" || break
     http GET /lab-leak >/dev/null && hits=$((hits + 1))
-    rss=$(($(awk '$1 == "VmRSS:" { print $2 }' "/proc/$old/status" 2>/dev/null || echo 0) >> 10))
+    rss=$(($(host_status_of "$old" VmRSS 2>/dev/null | awk '{ print $1 }' || true) + 0 >> 10))
     log "hit $hits: Node-RED resident memory $rss MiB (limit $limit MiB)"
     sleep 1.5
 done

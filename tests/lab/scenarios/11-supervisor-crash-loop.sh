@@ -68,7 +68,7 @@ note "crash loop: $exits exits, pauses $(printf '%s s, ' "${pauses[@]}" | sed 's
 nr=$(nr_pid)
 [[ -n "$nr" ]] || fail "no Node-RED process in safe mode"
 t1=$(now)
-kill -KILL "$nr"
+proc_kill KILL "$nr"
 deadline=$((SECONDS + $(lab_slow 20)))
 while [[ "$(unit_show ActiveState)" != failed ]] && ((SECONDS < deadline)); do sleep 0.3; done
 gave_up=$(elapsed "$t1")

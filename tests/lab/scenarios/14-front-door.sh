@@ -86,7 +86,7 @@ nodered_uid=$(awk -F: '$1 == "nodered" { print $3 }' "$LAB_ROOT/etc/passwd")
 assert_eq "$front_uid $front_uid $front_uid $front_uid" "$(host_status_of "$front" Uid | xargs)" "the front door's Uid"
 assert_eq "0000000000000000" "$(host_status_of "$front" CapEff)" "the front door's CapEff"
 assert_eq "1" "$(host_status_of "$front" NoNewPrivs)" "the front door's NoNewPrivs"
-assert_eq "0" "$(stat -c %u "/proc/$front/environ")" "owner of the front door's /proc/PID/environ (non-dumpable)"
+assert_eq "0" "$(proc_owner "$front" environ)" "owner of the front door's /proc/PID/environ (non-dumpable)"
 assert_eq "600 redwarden-front redwarden-front" "$(stat_ct "$state/key.pem")" "the front door's private key"
 
 # ---- 5. Code inside Node-RED against the front door
@@ -100,7 +100,7 @@ for attempt in \
     rc=$(hostile_try "${attempt#*|}")
     [[ "$rc" != 0 ]] || fail "from inside Node-RED: '${attempt%%|*}' worked"
 done
-kill -0 "$front" 2>/dev/null || fail "the front door died during the attempts"
+proc_kill 0 "$front" 2>/dev/null || fail "the front door died during the attempts"
 note "front door: editor and deploy over https (X-Forwarded-Proto https), plain http and Node-RED's port refused from the LAN, uid $front_uid (Node-RED $nodered_uid), key 0600 its own; a flow could not read the key, signal, read or trace the front door"
 
 # ---- 6. Off again: its units go, Node-RED is back on its port
