@@ -48,7 +48,7 @@ pub fn init(quiet: bool, verbose: u8, default: Level) {
     });
 }
 
-#[derive(Clone, Copy, PartialEq, Debug)]
+#[derive(Clone, Copy)]
 enum Style {
     /// `<4>redwarden: message field=value`: journald turns the prefix into the entry's
     /// priority (so `journalctl -p warning` shows redwarden's warnings).
@@ -103,18 +103,16 @@ impl<W: Fn(String) + Send + Sync + 'static> tracing::Subscriber for Lines<W> {
     fn exit(&self, _: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        let line = format_line(self.style, event.metadata().level(), |visitor| {
-            event.record(visitor)
-        });
-        (self.write)(line);
+        (self.write)(format_line(self.style, event));
     }
 }
 
 /// The line for one event: the level (or its priority), the message, then the other fields
 /// as `name=value`.
-fn format_line(style: Style, level: &Level, record: impl FnOnce(&mut Fields)) -> String {
+fn format_line(style: Style, event: &Event<'_>) -> String {
     let mut fields = Fields::default();
-    record(&mut fields);
+    event.record(&mut fields);
+    let level = event.metadata().level();
     let mut line = match style {
         Style::Journal => {
             let priority = match *level {
