@@ -19,14 +19,19 @@
 # shellcheck disable=SC2034 # read by the scenarios, which source this file through lib.sh
 LAB_OWN_PORTS=22
 
-VM_SSH=(ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-    -o BatchMode=yes -o ConnectTimeout=10)
+# vm_ssh ARGS...: ssh with ARGS (the VM's root@ address among them) and the lab's key, over one connection that every call
+# shares (a new one costs a key exchange, seconds under emulation).
+vm_ssh() {
+    ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        -o BatchMode=yes -o ConnectTimeout=10 -i "$LAB_VM_DIR/id" \
+        -o ControlMaster=auto -o "ControlPath=$LAB_RUN/ssh-%C" -o ControlPersist=300 "$@"
+}
 
 # ensure_vm ARCH FLAVOUR: what turns the flavour image (ensure_image) into a VM's root: a layer
 # with Debian's kernel modules, sshd, networkd and the lab's key, mounted over the image at
 # run time; and beside it the kernel and an initramfs that mounts the root by virtiofs. Cached by
 # content. The kernel package is unpacked, not installed: its initramfs hook takes 20 minutes
-# under qemu-user, and the root needs only four modules. udev, which a container does without,
+# under qemu-user, and mounting the root needs only the virtiofs modules. udev, which a container does without,
 # loads the rest (the network card's) and makes the device nodes.
 ensure_vm() {
     local arch=$1 flavour=$2 key dir
@@ -149,13 +154,9 @@ EOF
 # lab_lower: the VM's layer over the image.
 lab_lower() { printf '%s' "$LAB_VM_DIR/layer:$LAB_IMAGE"; }
 
-# in_ct CMD...: CMD in the VM, over one ssh connection that every call shares (a new one costs
-# a key exchange, seconds under emulation).
+# in_ct CMD...: CMD in the VM.
 in_ct() {
-    local cmd
-    cmd=$(printf '%q ' /usr/bin/env -i PATH="$LAB_CT_PATH" HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" "$@")
-    "${VM_SSH[@]}" -i "$LAB_VM_DIR/id" -o ControlMaster=auto -o "ControlPath=$LAB_RUN/ssh-%C" \
-        -o ControlPersist=300 "root@$LAB_CT_IP" -- "$cmd"
+    vm_ssh "root@$LAB_CT_IP" -- "$(printf '%q ' /usr/bin/env -i PATH="$LAB_CT_PATH" HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" "$@")"
 }
 
 # ct_procs all|nodered: as the container's, from inside; a VM's pids are its own.
@@ -227,7 +228,7 @@ stop_ct() {
             pid_alive "$LAB_BOOT_PID" && kill -KILL "$LAB_BOOT_PID" 2>/dev/null
         fi
     fi
-    "${VM_SSH[@]}" -o "ControlPath=$LAB_RUN/ssh-%C" -O exit "root@$LAB_CT_IP" >/dev/null 2>&1 || true
+    vm_ssh -O exit "root@$LAB_CT_IP" >/dev/null 2>&1 || true
     ip link del "vt-$LAB_NAME" 2>/dev/null || true
     LAB_BOOT_PID=''
     lab_state_save
