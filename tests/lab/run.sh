@@ -505,45 +505,40 @@ prune_runs() {
     done
 }
 
-# emulated_shards: the selected scenarios as two space-separated lists, one per line, for an
-# arch that qemu-user runs five times slower, so that two labs of that cell share its length.
-# Both boot fresh and run 00 and 02 (what the later scenarios depend on); the first takes the
-# stock scenarios and three sevenths of the rest, which makes the two about equal. Prints nothing
-# when the selection is too small to be worth a second boot.
-emulated_shards() {
-    local -a names=() head=() rest=()
-    local f n split=0
-    for f in "${SCENARIOS[@]}"; do names+=("$(basename "$f" .sh)"); done
-    for n in "${names[@]}"; do
-        if ((split)); then rest+=("$n"); else head+=("$n"); fi
-        [[ "$n" == 02-apply-works ]] && split=1
+# emulated_cover FLAVOUR_INDEX: the scenarios an emulated arm64 cell runs when the whole suite
+# was asked for on both flavours. qemu-user runs arm64 about five times slower, and the whole
+# suite on each flavour took most of CI's hour. Every such cell runs what the later scenarios
+# depend on and what the arm64 package must prove (up to 03: stock Node-RED, install, reboot);
+# the rest alternate between the two flavours. So each scenario still runs on arm64 once, and
+# under both flavours on amd64. Prints nothing (run the selection whole) when scenarios were
+# named or one flavour was chosen.
+emulated_cover() {
+    local index=$1 f n k=0
+    ((${#scenario_args[@]} == 0 && ${#FLAVOURS[@]} == 2)) || return 0
+    local -a these=()
+    for f in "${SCENARIOS[@]}"; do
+        n=$(basename "$f" .sh)
+        case "$n" in
+        0[0-3]-*) these+=("$n") ;;
+        *) if ((k++ % 2 == index)); then these+=("$n"); fi ;;
+        esac
     done
-    ((split && ${#rest[@]} >= 4)) || return 0
-    local k=$(((${#rest[@]} * 3 + 6) / 7))
-    local -a second=()
-    [[ "${head[0]}" == 00-lab-sanity ]] && second+=(00-lab-sanity)
-    second+=(02-apply-works "${rest[@]:k}")
-    echo "${head[*]} ${rest[*]:0:k}"
-    echo "${second[*]}"
+    echo "${these[*]}"
 }
 
-# lab_parallel: each arch/flavour in a lab run of its own (the emulated arm64 ones in two, see
-# emulated_shards), up to $jobs at once, the longest first. A native lab mostly waits
+# lab_parallel: each arch/flavour in a lab run of its own (the emulated arm64 ones with the
+# scenarios of emulated_cover), up to $jobs at once, arm64 first: a native lab mostly waits
 # (Node-RED starting, watchdogs, backoff), so its cells overlap almost for free with the
 # emulated ones, which keep the cores busy. Each cell's output is printed whole once it is
 # done, in the order they started, and the counts are added up.
 lab_parallel() {
-    local -a cells=() nets=() lists=() shards=()
+    local -a cells=() nets=() lists=()
     local a f i cell
-    mapfile -t shards < <(emulated_shards)
     for a in arm64 amd64; do
         [[ " ${ARCHS[*]} " == *" $a "* ]] || continue
-        for f in "${FLAVOURS[@]}"; do
-            if [[ "$a" == arm64 ]] && ((${#shards[@]} == 2)); then
-                cells+=("$a/$f" "$a/$f") lists+=("${shards[0]}" "${shards[1]}")
-            else
-                cells+=("$a/$f") lists+=("")
-            fi
+        for i in "${!FLAVOURS[@]}"; do
+            cells+=("$a/${FLAVOURS[i]}")
+            if [[ "$a" == arm64 ]]; then lists+=("$(emulated_cover "$i")"); else lists+=(""); fi
         done
     done
     # Images first, one at a time: the cells of one arch share its base image. And each arch's
@@ -569,7 +564,7 @@ lab_parallel() {
         local niceness=0
         [[ "${cell%/*}" == arm64 ]] && niceness=10
         local -a these=("${scenario_args[@]}")
-        # shellcheck disable=SC2206 # a shard's list is names without spaces
+        # shellcheck disable=SC2206 # the list is scenario names, without spaces
         [[ -n "${lists[i]}" ]] && these=(${lists[i]})
         (
             LAB_NET=${nets[i]} nice -n "$niceness" "$LAB_DIR/run.sh" --arch "${cell%/*}" \
