@@ -103,6 +103,8 @@ ensure_deps() {
         command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
         command -v cpio >/dev/null || need+=(cpio)
         command -v ssh >/dev/null || need+=(openssh-client)
+        command -v sshfs >/dev/null || need+=(sshfs)
+        command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
     fi
     if ((${#need[@]})); then
         log "installing host packages: ${need[*]}"

@@ -3,8 +3,10 @@
 # by qemu-system-aarch64 instead of systemd-nspawn. Sourced after lib.sh, whose machine
 # functions it replaces; everything else (the scenarios, the files judged on $LAB_ROOT, the
 # LAN peer at $LAB_HOST_IP) stays as it is:
-#   - the root file system is $LAB_ROOT itself, shared into the VM by virtiofsd, so the host
-#     reads and writes the VM's files where the container lab does;
+#   - at the first boot the run's root becomes an ext4 disk image (mkfs.ext4 -d), the VM's own
+#     virtio disk; while the VM is up, $LAB_ROOT is that root mounted back on the host with
+#     sshfs, without caching, so scenarios read and write the VM's files where the container
+#     lab does. Between a shutdown and the next boot $LAB_ROOT is empty;
 #   - the VM's network card is a tap device on the host with $LAB_HOST_IP, the VM $LAB_CT_IP:
 #     the host is a LAN peer, and redwarden's firewall filters that traffic in a real kernel;
 #   - commands run inside over ssh, as root, with the lab's own key.
@@ -19,20 +21,28 @@
 # shellcheck disable=SC2034 # read by the scenarios, which source this file through lib.sh
 LAB_OWN_PORTS=22
 
-# vm_ssh ARGS...: ssh with ARGS (the VM's root@ address among them) and the lab's key, over one connection that every call
-# shares (a new one costs a key exchange, seconds under emulation).
+# What every ssh to the VM takes: the lab's key, no host key checks (each VM is new), and one
+# connection that all calls share (a new one costs a key exchange, seconds under emulation).
+vm_ssh_options() {
+    printf '%s\n' -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        -o BatchMode=yes -o ConnectTimeout=10 -o "IdentityFile=$LAB_VM_DIR/id" \
+        -o ControlMaster=auto -o "ControlPath=$LAB_RUN/ssh-%C" -o ControlPersist=300
+}
+
+# vm_ssh ARGS...: ssh with ARGS (the VM's root@ address among them).
 vm_ssh() {
-    ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-        -o BatchMode=yes -o ConnectTimeout=10 -i "$LAB_VM_DIR/id" \
-        -o ControlMaster=auto -o "ControlPath=$LAB_RUN/ssh-%C" -o ControlPersist=300 "$@"
+    local -a options
+    mapfile -t options < <(vm_ssh_options)
+    # shellcheck disable=SC2029 # what runs remotely is quoted by the callers (in_ct)
+    ssh "${options[@]}" "$@"
 }
 
 # ensure_vm ARCH FLAVOUR: what turns the flavour image (ensure_image) into a VM's root: a layer
 # with Debian's kernel modules, sshd, networkd and the lab's key, mounted over the image at
-# run time; and beside it the kernel and an initramfs that mounts the root by virtiofs. Cached by
+# run time; and beside it the kernel and an initramfs that mounts the root disk. Cached by
 # content. The kernel package is unpacked, not installed: its initramfs hook takes 20 minutes
-# under qemu-user, and mounting the root needs only the virtiofs modules. udev, which a container does without,
-# loads the rest (the network card's) and makes the device nodes.
+# under qemu-user, and mounting the root needs only the virtio disk and ext4 modules. udev,
+# which a container does without, loads the rest (the network card's) and makes the device nodes.
 ensure_vm() {
     local arch=$1 flavour=$2 key dir
     [[ "$arch" == arm64 ]] || die "--vm: only arm64 so far"
@@ -95,15 +105,16 @@ ensure_vm() {
     phase_done "vm $arch/$flavour"
 }
 
-# make_initramfs MODULES_DIR BUSYBOX_DEB OUT: busybox, the modules for a virtiofs root (with
-# what they depend on, in load order) and an /init that mounts that root and hands over to its
-# systemd.
+# make_initramfs MODULES_DIR BUSYBOX_DEB OUT: busybox, the modules for an ext4 root on a virtio
+# disk (with what they depend on, in load order) and an /init that mounts that root and hands
+# over to its systemd.
 make_initramfs() {
     local modules=$1 busybox_deb=$2 out=$3 tmp
     tmp=$(mktemp -d)
     mkdir -p "$tmp"/{bin,dev,proc,sys,newroot,modules}
     dpkg-deb --fsys-tarfile "$busybox_deb" | tar -x -C "$tmp" ./bin/busybox
-    python3 - "$modules" "$tmp/modules" virtio_pci virtiofs <<'EOF' || die "initramfs: modules"
+    # crc32c_generic: ext4 asks the crypto API for crc32c, which modules.dep does not say.
+    python3 - "$modules" "$tmp/modules" virtio_pci virtio_blk ext4 crc32c_generic <<'EOF' || die "initramfs: modules"
 import os, shutil, sys
 src, dst, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
 deps = {}
@@ -139,8 +150,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "/modules/$m" || echo "initramfs: insmod $m failed"; done </modules/order
-if ! mount -t virtiofs root /newroot; then
-    echo "initramfs: cannot mount the virtiofs root"
+# The disk's node appears once the virtio bus has probed it.
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if ! mount -t ext4 -o rw /dev/vda /newroot; then
+    echo "initramfs: cannot mount the root disk /dev/vda"
     poweroff -f
 fi
 umount /proc /sys /dev
@@ -167,31 +181,55 @@ proc_alive() { in_ct test -e "/proc/$1"; }
 proc_owner() { in_ct stat -c %u "/proc/$1/$2"; }
 proc_kill() { in_ct kill -s "$1" "$2"; }
 
+# make_root_disk: the run's root, as prepared on the host, into $LAB_RUN/root.img, with room
+# for what the scenarios install and log. $LAB_ROOT is left an empty folder for root_mount.
+make_root_disk() {
+    local t0 used
+    t0=$(now)
+    used=$(du -sm --apparent-size "$LAB_ROOT" | cut -f1)
+    mkfs.ext4 -q -F -L root -d "$LAB_ROOT" "$LAB_RUN/root.img" "$((used + 2048))M" >/dev/null ||
+        die "mkfs.ext4 -d $LAB_ROOT failed"
+    if mountpoint -q "$LAB_ROOT"; then
+        umount "$LAB_ROOT"
+    else
+        # a copy (--keep): kept beside the disk it went into
+        mv "$LAB_ROOT" "$LAB_RUN/rootfs.before-boot"
+        mkdir "$LAB_ROOT"
+    fi
+    log "root disk: ${used} MiB of files, $(elapsed "$t0")"
+}
+
+# root_mount: the running VM's root on $LAB_ROOT. No caching: a scenario that changes a file
+# inside must read the change from outside at once, and the other way round.
+root_mount() {
+    local -a options
+    mapfile -t options < <(vm_ssh_options)
+    sshfs "root@$LAB_CT_IP:/" "$LAB_ROOT" "${options[@]}" -o dir_cache=no \
+        -o attr_timeout=0 -o entry_timeout=0 -o negative_timeout=0 ||
+        die "sshfs: cannot mount the VM's root on $LAB_ROOT"
+}
+
 boot_ct() {
     local t0 tap="vt-$LAB_NAME"
     t0=$(now)
     [[ ${#tap} -le 15 ]] || die "machine name too long for a tap name: $LAB_NAME"
-    mkdir -p "$LAB_RUN/logs" "$LAB_ROOT/etc/systemd/network"
-    printf '[Match]\nName=en* eth*\n\n[Network]\nAddress=%s/24\n' "$LAB_CT_IP" >"$LAB_ROOT/etc/systemd/network/10-lab.network"
+    if [[ ! -e "$LAB_RUN/root.img" ]]; then
+        mkdir -p "$LAB_ROOT/etc/systemd/network"
+        printf '[Match]\nName=en* eth*\n\n[Network]\nAddress=%s/24\n' "$LAB_CT_IP" >"$LAB_ROOT/etc/systemd/network/10-lab.network"
+        make_root_disk
+    fi
+    mkdir -p "$LAB_RUN/logs"
     ip tuntap add dev "$tap" mode tap
     ip addr add "$LAB_HOST_IP/24" dev "$tap"
     ip link set "$tap" up
-    # cache=auto: the VM caches what it reads for a second at most, and reads a file again when
-    # it opens one that changed; much faster than 9p for Node-RED's thousands of modules.
-    setsid /usr/lib/qemu/virtiofsd --socket-path="$LAB_RUN/virtiofs.sock" -o source="$LAB_ROOT" \
-        -o cache=auto -o xattr </dev/null >>"$LAB_RUN/logs/virtiofsd.log" 2>&1 &
-    local deadline=$((SECONDS + 20))
-    until [[ -S "$LAB_RUN/virtiofs.sock" ]]; do
-        ((SECONDS < deadline)) || die "virtiofsd made no socket (see $LAB_RUN/logs/virtiofsd.log)"
-        sleep 0.1
-    done
+    # cache=unsafe: the guest's flushes are not forced to the host's disk. A reboot (qemu
+    # exits) still finds every write in the host's page cache; only the host crashing would not.
     setsid qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 \
-        -object memory-backend-memfd,id=mem,size=2048M,share=on -numa node,memdev=mem \
         -display none -monitor none -serial "file:$LAB_RUN/logs/console.log" -no-reboot \
         -kernel "$LAB_VM_DIR/vmlinuz" -initrd "$LAB_VM_DIR/initramfs.img" \
         -append "console=ttyAMA0 rw" \
-        -chardev "socket,id=root,path=$LAB_RUN/virtiofs.sock" \
-        -device vhost-user-fs-pci,queue-size=1024,chardev=root,tag=root \
+        -drive "file=$LAB_RUN/root.img,format=raw,if=none,id=root,cache=unsafe" \
+        -device virtio-blk-pci,drive=root \
         -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
         -device virtio-net-pci,netdev=n0,romfile= \
         </dev/null >>"$LAB_RUN/logs/qemu.log" 2>&1 &
@@ -199,6 +237,7 @@ boot_ct() {
     lab_state_save
     log "qemu pid $LAB_BOOT_PID, $tap $LAB_HOST_IP <-> $LAB_CT_IP"
     wait_ct
+    root_mount
     wait_nodered "$(lab_slow "${LAB_NR_TIMEOUT:-90}")"
     log "boot total: $(elapsed "$t0")"
 }
@@ -217,6 +256,7 @@ wait_ct() {
 
 stop_ct() {
     lab_state_load
+    if mountpoint -q "$LAB_ROOT"; then umount -l "$LAB_ROOT" || true; fi
     if pid_alive "${LAB_BOOT_PID:-}"; then
         in_ct systemctl --no-block poweroff >/dev/null 2>&1 || true
         local deadline=$((SECONDS + 120))
@@ -239,6 +279,7 @@ reboot_ct() {
     local t0
     t0=$(now)
     lab_state_load
+    umount -l "$LAB_ROOT" || true
     in_ct systemctl --no-block reboot >/dev/null 2>&1 || true
     local deadline=$((SECONDS + 180))
     while pid_alive "$LAB_BOOT_PID" && ((SECONDS < deadline)); do sleep 0.5; done
