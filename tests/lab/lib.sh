@@ -91,6 +91,9 @@ in_ct() {
         /usr/bin/env -i PATH="$LAB_CT_PATH" HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" "$@"
 }
 
+# ct_shell_hint: the command that opens a shell in the machine by hand.
+ct_shell_hint() { lab_state_load; echo "nsenter -t $LAB_LEADER -m -u -i -n -p -C -r -w bash"; }
+
 # ---------------------------------------------------------------- from the host
 # http METHOD URL [DATA]: curl from the host (a LAN peer). URL may be a path,
 # then it is relative to $NR_URL. Prints the body; the status code goes to
@@ -226,6 +229,8 @@ on_exit() {
 
 # lab_slow SECONDS: a time budget scaled for the arch (qemu-user runs arm64 about 5x slower).
 lab_slow() { if [[ "${LAB_ARCH:-amd64}" == arm64 ]]; then echo $(($1 * 5)); else echo "$1"; fi; }
+# machine_state_digest: tests/lab/state_digest.py of the machine's root.
+machine_state_digest() { "$LAB_DIR/state_digest.py" "$LAB_ROOT"; }
 # lab_lower: the read-only layers of the run's root (overlay lowerdir syntax).
 lab_lower() { printf '%s' "$LAB_IMAGE"; }
 # lab_qemu_user: true when the lab's arm64 userland runs under qemu-user (the container lab),

@@ -473,7 +473,7 @@ lab_one() {
             log "serve: no redwarden binary, serving stock Node-RED"
         fi
         echo "Node-RED: $NR_URL/"
-        echo "shell inside: nsenter -t $(lab_state_load; echo "$LAB_LEADER") -m -u -i -n -p -C -r -w bash"
+        echo "shell inside: $(ct_shell_hint)"
         echo "Ctrl-C to stop."
         while lab_state_load && pid_alive "$LAB_BOOT_PID"; do sleep 2; done
         ;;

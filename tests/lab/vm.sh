@@ -176,6 +176,11 @@ in_ct() {
 # ct_procs all|nodered: as the container's, from inside; a VM's pids are its own.
 ct_procs() { in_ct python3 - "" "$1" <<<"$CT_PROCS_PY"; }
 
+ct_shell_hint() { echo "ssh -i $LAB_VM_DIR/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@$LAB_CT_IP"; }
+
+# machine_state_digest: inside, where links read as links.
+machine_state_digest() { in_ct python3 - / <"$LAB_DIR/state_digest.py"; }
+
 proc_read() { in_ct cat "/proc/$1/$2"; }
 proc_alive() { in_ct test -e "/proc/$1"; }
 proc_owner() { in_ct stat -c %u "/proc/$1/$2"; }
@@ -200,11 +205,13 @@ make_root_disk() {
 }
 
 # root_mount: the running VM's root on $LAB_ROOT. No caching: a scenario that changes a file
-# inside must read the change from outside at once, and the other way round.
+# inside must read the change from outside at once, and the other way round. The VM resolves
+# symbolic links (follow_symlinks): this host's FUSE refuses to read one (EPERM), and an
+# absolute one must point into the VM, not into the host.
 root_mount() {
     local -a options
     mapfile -t options < <(vm_ssh_options)
-    sshfs "root@$LAB_CT_IP:/" "$LAB_ROOT" "${options[@]}" -o dir_cache=no \
+    sshfs "root@$LAB_CT_IP:/" "$LAB_ROOT" "${options[@]}" -o follow_symlinks -o dir_cache=no \
         -o attr_timeout=0 -o entry_timeout=0 -o negative_timeout=0 ||
         die "sshfs: cannot mount the VM's root on $LAB_ROOT"
 }

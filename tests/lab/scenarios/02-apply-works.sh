@@ -90,4 +90,4 @@ assert_eq "echo:42" "$body" "GET /lab-echo?q=42 after adoption"
 assert_eq "ok" "$(http GET /lab-cred)" "GET /lab-cred after adoption (the credential key travelled)"
 
 # What on-boot apply made, for 15-bake-time to compare a baked image with.
-"$LAB_DIR/state_digest.py" "$LAB_ROOT" >"$LAB_RUN/boot-state.txt" || fail "state_digest.py failed"
+machine_state_digest >"$LAB_RUN/boot-state.txt" || fail "state_digest.py failed"
