@@ -18,7 +18,7 @@ depends_on 02-apply-works
 baked=$LAB_RUN/baked
 mkdir -p "$LAB_RUN/baked-upper" "$LAB_RUN/baked-work" "$baked"
 mount -t overlay overlay \
-    -o "lowerdir=$LAB_IMAGE,upperdir=$LAB_RUN/baked-upper,workdir=$LAB_RUN/baked-work" "$baked" ||
+    -o "lowerdir=$(lab_lower),upperdir=$LAB_RUN/baked-upper,workdir=$LAB_RUN/baked-work" "$baked" ||
     fail "no overlay copy of the image for the bake"
 mounted=()
 unmount_baked() {
