@@ -5,11 +5,13 @@
 #   tests/lab/run.sh [--arch amd64|arm64|amd64,arm64] [--flavour deb18|node22|deb18,node22]
 #                    [--vm] [--jobs N] [--keep] [--rebuild] [--build-only] [--serve | --shell]
 #                    [SCENARIO...]
+#   tests/lab/run.sh --matrix ci [--jobs N]
 #
 # SCENARIO: a file name in tests/lab/scenarios/ without .sh, or a prefix of it
 # ("01", "02-apply"), or the path of a script to run as one (benches/supervisors.sh).
 # Default: all, in name order, in one container boot. --vm boots arm64 in qemu-system-aarch64
-# on a real ARM kernel instead of a container under qemu-user (tests/lab/vm.sh).
+# on a real ARM kernel instead of a container under qemu-user (tests/lab/vm.sh). --matrix ci
+# runs the cells of CI_MATRIX (below) at once.
 # See tests/lab/README.md.
 set -euo pipefail
 
@@ -31,13 +33,13 @@ NODE22_SPEC=22 # node-linux-<arch>@22
 NPM_SPEC=10    # npm@10 goes with the official Node 22 builds
 
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 64
 }
 
 archs=amd64
 flavours=node22
-keep=0 rebuild=0 build_only=0 mode=test jobs=1
+keep=0 rebuild=0 build_only=0 mode=test jobs=1 matrix=''
 scenario_args=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -47,6 +49,8 @@ while [[ $# -gt 0 ]]; do
     --flavour=* | --flavor=*) flavours=${1#*=}; shift ;;
     --jobs) jobs=${2:?}; shift 2 ;;
     --jobs=*) jobs=${1#*=}; shift ;;
+    --matrix) matrix=${2:?}; shift 2 ;;
+    --matrix=*) matrix=${1#*=}; shift ;;
     --keep) keep=1; shift ;;
     --vm) export LAB_VM=1; shift ;;
     --rebuild) rebuild=1; shift ;;
@@ -65,6 +69,12 @@ IFS=, read -r -a FLAVOURS <<<"$flavours"
 for a in "${ARCHS[@]}"; do [[ "$a" == amd64 || "$a" == arm64 ]] || die "--arch: amd64 or arm64, not $a"; done
 for f in "${FLAVOURS[@]}"; do [[ "$f" == deb18 || "$f" == node22 ]] || die "--flavour: deb18 or node22, not $f"; done
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: a number from 1, not $jobs"
+if [[ -n "$matrix" ]]; then
+    [[ "$matrix" == ci ]] || die "--matrix: ci is the one matrix, not $matrix"
+    [[ "$mode" == test && ${#scenario_args[@]} -eq 0 && "${LAB_VM:-0}" != 1 ]] ||
+        die "--matrix ci chooses its own machines and scenarios: no --vm, --serve, --shell or SCENARIO"
+    ARCHS=(amd64 arm64) FLAVOURS=(deb18 node22)
+fi
 if [[ "${LAB_VM:-0}" == 1 ]]; then
     [[ "$archs" == arm64 ]] || die "--vm: --arch arm64 only (amd64 runs natively in the container lab)"
     # shellcheck source=vm.sh disable=SC1091
@@ -507,42 +517,35 @@ prune_runs() {
     done
 }
 
-# emulated_cover FLAVOUR_INDEX: the scenarios an emulated arm64 cell runs when the whole suite
-# was asked for on both flavours. qemu-user runs arm64 about five times slower, and the whole
-# suite on each flavour took most of CI's hour. Every such cell runs what the later scenarios
-# depend on and what the arm64 package must prove (up to 03: stock Node-RED, install, reboot);
-# the rest alternate between the two flavours. So each scenario still runs on arm64 once, and
-# under both flavours on amd64. Prints nothing (run the selection whole) when scenarios were
-# named or one flavour was chosen.
-emulated_cover() {
-    local index=$1 f n k=0
-    ((${#scenario_args[@]} == 0 && ${#FLAVOURS[@]} == 2)) || return 0
-    local -a these=()
-    for f in "${SCENARIOS[@]}"; do
-        n=$(basename "$f" .sh)
-        case "$n" in
-        0[0-3]-*) these+=("$n") ;;
-        *) if ((k++ % 2 == index)); then these+=("$n"); fi ;;
-        esac
-    done
-    echo "${these[*]}"
-}
+# CI_MATRIX: the cells of `--matrix ci`, one a line: "ARCH/FLAVOUR [vm] [SCENARIO...]", the
+# longest first. Every scenario runs on amd64 under both flavours, in containers, and on a real
+# ARM kernel (the VM) under node22. The qemu-user container lab runs arm64/deb18 for what the
+# arm64 package must show there too: stock Node-RED, install, reboot. The whole suite under
+# qemu-user on both flavours took over half of CI's hour, and its firewall and privilege
+# verdicts mean little there.
+CI_MATRIX=(
+    "arm64/node22 vm"
+    "arm64/deb18 00 01 02 03"
+    "amd64/deb18"
+    "amd64/node22"
+)
 
-# lab_parallel: each arch/flavour in a lab run of its own (the emulated arm64 ones with the
-# scenarios of emulated_cover), up to $jobs at once, arm64 first: a native lab mostly waits
-# (Node-RED starting, watchdogs, backoff), so its cells overlap almost for free with the
-# emulated ones, which keep the cores busy. Each cell's output is printed whole once it is
-# done, in the order they started, and the counts are added up.
+# lab_parallel: each cell in a lab run of its own, up to $jobs at once: those of CI_MATRIX with
+# --matrix, else every arch/flavour with the selected scenarios, arm64 first. A native lab
+# mostly waits (Node-RED starting, watchdogs, backoff), so its cells overlap almost for free
+# with the emulated ones, which keep the cores busy. Each cell's output is printed whole once
+# it is done, in the order they started, and the counts are added up.
 lab_parallel() {
-    local -a cells=() nets=() lists=()
+    local -a cells=() nets=() specs=()
     local a f i cell
-    for a in arm64 amd64; do
-        [[ " ${ARCHS[*]} " == *" $a "* ]] || continue
-        for i in "${!FLAVOURS[@]}"; do
-            cells+=("$a/${FLAVOURS[i]}")
-            if [[ "$a" == arm64 ]]; then lists+=("$(emulated_cover "$i")"); else lists+=(""); fi
+    if [[ -n "$matrix" ]]; then
+        specs=("${CI_MATRIX[@]}")
+    else
+        for a in arm64 amd64; do
+            [[ " ${ARCHS[*]} " == *" $a "* ]] || continue
+            for f in "${FLAVOURS[@]}"; do specs+=("$a/$f ${scenario_args[*]}"); done
         done
-    done
+    fi
     # Images first, one at a time: the cells of one arch share its base image. And each arch's
     # package once: cells building the same one at the same time would overwrite it.
     for a in "${ARCHS[@]}"; do for f in "${FLAVOURS[@]}"; do ensure_machine "$a" "$f"; done; done
@@ -550,31 +553,32 @@ lab_parallel() {
     for a in "${ARCHS[@]}"; do redwarden_deb "$a" >/dev/null; done
     export LAB_NO_BUILD=1
     # Cells started together would all find the same /24 free: each gets its own here.
-    mapfile -t nets < <(free_nets "${#cells[@]}")
-    ((${#nets[@]} == ${#cells[@]})) || die "not enough free 192.168.2xx.0/24 for ${#cells[@]} parallel labs"
+    mapfile -t nets < <(free_nets "${#specs[@]}")
+    ((${#nets[@]} == ${#specs[@]})) || die "not enough free 192.168.2xx.0/24 for ${#specs[@]} parallel labs"
     local out
     mkdir -p "$CACHE/logs"
     out=$(mktemp -d "$CACHE/logs/parallel-XXXXXX")
     local -a pids=() pass_on=()
     ((keep)) && pass_on+=(--keep)
     trap 'log "interrupted: stopping the cells"; kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
-    for i in "${!cells[@]}"; do
+    for i in "${!specs[@]}"; do
         while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
-        cell=${cells[i]}
+        local -a words=() options=()
+        read -r -a words <<<"${specs[i]}"
+        cell=${words[0]} words=("${words[@]:1}")
+        if [[ "${words[0]:-}" == vm ]]; then options+=(--vm) words=("${words[@]:1}"); fi
+        cells+=("$cell${options[*]:+ (VM)}")
         # The emulated arm64 cells yield to the native ones: their deadlines are five times
         # longer (lab_slow), the amd64 ones' are not.
         local niceness=0
         [[ "${cell%/*}" == arm64 ]] && niceness=10
-        local -a these=("${scenario_args[@]}")
-        # shellcheck disable=SC2206 # the list is scenario names, without spaces
-        [[ -n "${lists[i]}" ]] && these=(${lists[i]})
         (
             LAB_NET=${nets[i]} nice -n "$niceness" "$LAB_DIR/run.sh" --arch "${cell%/*}" \
-                --flavour "${cell#*/}" "${pass_on[@]}" "${these[@]}" >"$out/$i.log" 2>&1
+                --flavour "${cell#*/}" "${options[@]}" "${pass_on[@]}" "${words[@]}" >"$out/$i.log" 2>&1
             echo $? >"$out/$i.rc"
         ) &
         pids+=($!)
-        log "started $cell${lists[i]:+ (${lists[i]})} on ${nets[i]}.0/24 (output: $out/$i.log)"
+        log "started ${cells[i]}${words[*]:+ (${words[*]})} on ${nets[i]}.0/24 (output: $out/$i.log)"
     done
     local summary passed failed skipped
     for i in "${!cells[@]}"; do
@@ -606,8 +610,7 @@ main() {
     select_scenarios
     log "lab: arch ${ARCHS[*]}, flavour ${FLAVOURS[*]}, mode $mode, scenarios: $(for f in "${SCENARIOS[@]}"; do basename "$f" .sh; done | tr '\n' ' ')"
     local a f
-    if ((jobs > 1)) && [[ "$mode" == test ]] &&
-        { ((${#ARCHS[@]} * ${#FLAVOURS[@]} > 1)) || [[ " ${ARCHS[*]} " == *" arm64 "* ]]; }; then
+    if [[ -n "$matrix" ]] || { ((jobs > 1 && ${#ARCHS[@]} * ${#FLAVOURS[@]} > 1)) && [[ "$mode" == test ]]; }; then
         lab_parallel
     else
         for a in "${ARCHS[@]}"; do
@@ -627,5 +630,6 @@ main() {
     fi
     return 0
 }
-main
-exit $?
+# one line: bash reads a script as it runs it, and an edit to this file during a run moves
+# what it would read after main
+main; exit $?
