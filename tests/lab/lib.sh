@@ -227,8 +227,8 @@ on_exit() {
         exit \$__rc" EXIT
 }
 
-# lab_slow SECONDS: a time budget scaled for the arch (qemu-user runs arm64 about 5x slower).
-lab_slow() { if [[ "${LAB_ARCH:-amd64}" == arm64 ]]; then echo $(($1 * 5)); else echo "$1"; fi; }
+# lab_slow SECONDS: a time budget scaled for the arch (qemu runs ARM about 5x slower).
+lab_slow() { if [[ "${LAB_ARCH:-amd64}" == amd64 ]]; then echo "$1"; else echo $(($1 * 5)); fi; }
 # machine_state_digest: tests/lab/state_digest.py of the machine's root.
 machine_state_digest() { "$LAB_DIR/state_digest.py" "$LAB_ROOT"; }
 # lab_lower: the read-only layers of the run's root (overlay lowerdir syntax).
@@ -387,7 +387,9 @@ rw_restore() {
         rw_journal "$RW_T0" | grep -E ' (redwarden: |systemd\[1\]: redwarden)' >&2 || true
     fi
     in_ct systemctl stop redwarden.service || true
-    in_ct sh -c 'cp -a /root/lab-rw-saved/node-red/. /var/lib/node-red/ &&
+    # The saved files, not their folder: `cp -a saved/.` would give the userDir the saved
+    # folder's owner (root) and mode, and Node-RED could then write nothing there.
+    in_ct sh -c 'cp -a /root/lab-rw-saved/node-red/* /var/lib/node-red/ &&
         if [ -e /root/lab-rw-saved/redwarden.toml ]; then cp -a /root/lab-rw-saved/redwarden.toml /etc/redwarden/;
         else rm -f /etc/redwarden/redwarden.toml; fi' || return 1
     in_ct systemctl reset-failed redwarden.service 2>/dev/null || true
