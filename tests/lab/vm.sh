@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The lab on a real ARM kernel (run.sh --vm): the same run rootfs as the container lab, booted
-# by qemu-system-aarch64 instead of systemd-nspawn. Sourced after lib.sh, whose machine
+# by qemu-system-aarch64 or -arm instead of systemd-nspawn. Sourced after lib.sh, whose machine
 # functions it replaces; everything else (the scenarios, the files judged on $LAB_ROOT, the
 # LAN peer at $LAB_HOST_IP) stays as it is:
 #   - at the first boot the run's root becomes an ext4 disk image (mkfs.ext4 -d), the VM's own
@@ -45,9 +45,8 @@ vm_ssh() {
 # which a container does without, loads the rest (the network card's) and makes the device nodes.
 ensure_vm() {
     local arch=$1 flavour=$2 key dir
-    [[ "$arch" == arm64 ]] || die "--vm: only arm64 so far"
     # keyed by the code that builds it, not by the rest of this file
-    key=$(key_of vm "$(basename "$IMAGE_DIR")" "$(declare -f ensure_vm make_initramfs)")
+    key=$(key_of vm "$(basename "$IMAGE_DIR")" "$(declare -f ensure_vm make_initramfs vm_machine)")
     dir=$CACHE/vm-$arch-$flavour-$key
     export LAB_VM_DIR=$dir
     # shellcheck disable=SC2154 # run.sh's --rebuild
@@ -62,11 +61,12 @@ ensure_vm() {
     mount -t overlay overlay -o "lowerdir=$IMAGE_DIR/rootfs,upperdir=$dir.tmp/layer,workdir=$dir.tmp/work" "$root"
     chroot_mount "$root"
     # shellcheck disable=SC2016 # expanded inside the chroot
-    chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive sh -c '
+    chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        KERNEL="$(vm_machine "$arch" kernel)" sh -c '
         set -e
         apt-get update -q
         apt-get install -y -q --no-install-recommends openssh-server kmod udev
-        kernel=$(apt-cache depends linux-image-arm64 | sed -n "s/^ *Depends: \(linux-image-[0-9].*\)$/\1/p" | head -n 1)
+        kernel=$(apt-cache depends "$KERNEL" | sed -n "s/^ *Depends: \(linux-image-[0-9].*\)$/\1/p" | head -n 1)
         mkdir -p /tmp/debs && cd /tmp/debs && apt-get download "$kernel" busybox-static
         apt-get clean && rm -rf /var/lib/apt/lists/*' >"$dir.tmp/build.log" 2>&1 || rc=$?
     chroot_umount "$root"
@@ -103,6 +103,19 @@ ensure_vm() {
     log "vm: kernel $kver, $(du -sh "$dir.tmp/layer" | cut -f1) over the image"
     publish_cached "$dir"
     phase_done "vm $arch/$flavour"
+}
+
+# vm_machine ARCH kernel|qemu: Debian's kernel package for ARCH, or the qemu command line of
+# the machine that boots it: -M virt with a Cortex-A72 for arm64, and for armhf a Cortex-A15,
+# whose LPAE the armmp-lpae kernel needs for 2 GiB and more.
+vm_machine() {
+    case "$1/$2" in
+    arm64/kernel) echo linux-image-arm64 ;;
+    armhf/kernel) echo linux-image-armmp-lpae ;;
+    arm64/qemu) echo qemu-system-aarch64 -M virt -cpu cortex-a72 ;;
+    armhf/qemu) echo qemu-system-arm -M virt -cpu cortex-a15 ;;
+    *) die "vm_machine: no $2 for $1" ;;
+    esac
 }
 
 # make_initramfs MODULES_DIR BUSYBOX_DEB OUT: busybox, the modules for an ext4 root on a virtio
@@ -231,7 +244,9 @@ boot_ct() {
     ip link set "$tap" up
     # cache=unsafe: the guest's flushes are not forced to the host's disk. A reboot (qemu
     # exits) still finds every write in the host's page cache; only the host crashing would not.
-    setsid qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 \
+    local -a machine
+    read -r -a machine <<<"$(vm_machine "$LAB_ARCH" qemu)"
+    setsid "${machine[@]}" -smp 2 -m 2048 \
         -display none -monitor none -serial "file:$LAB_RUN/logs/console.log" -no-reboot \
         -kernel "$LAB_VM_DIR/vmlinuz" -initrd "$LAB_VM_DIR/initramfs.img" \
         -append "console=ttyAMA0 rw" \
