@@ -8,7 +8,7 @@ depends_on 02-apply-works
 source "$LAB_DIR/hostile.sh"
 
 # A stand-in for a serial port: readable by root and the dialout group only. (DeviceAllow=
-# itself needs real device nodes, which the container does not have.)
+# itself needs real device nodes, which the container does not have: see the VM's below.)
 in_ct sh -c 'printf serial-ok > /srv/lab-serial && chown root:dialout /srv/lab-serial && chmod 0640 /srv/lab-serial'
 in_ct sh -c 'mkdir -p /etc/redwarden && printf "[service]\nhardware = [\"gpio\", \"serial\"]\n" > /etc/redwarden/redwarden.toml'
 rc=0
@@ -27,6 +27,13 @@ dialout=$(awk -F: '$1 == "dialout" {print $3}' "$LAB_ROOT/etc/group")
 [[ " $(host_status_of "$pid" Groups) " == *" $dialout "* ]] || fail "Node-RED's groups ($(host_status_of "$pid" Groups)) lack dialout ($dialout)"
 hostile_deploy
 assert_eq 0 "$(hostile_try 'cat /srv/lab-serial')" "read the dialout-only device stand-in with serial"
+# A real kernel (the VM lab) has real device nodes: the GPIO controller of qemu's virt board
+# (a PL061), given to the gpio group as Raspberry Pi OS's udev rule does. DeviceAllow= and the
+# group must let a flow open it; without the profile, PrivateDevices= hides it.
+if [[ "${LAB_VM:-0}" == 1 ]]; then
+    in_ct sh -c 'chgrp gpio /dev/gpiochip0 && chmod 0660 /dev/gpiochip0' || fail "no /dev/gpiochip0 in the VM"
+    assert_eq 0 "$(hostile_try 'exec 3< /dev/gpiochip0')" "open the real /dev/gpiochip0 with gpio"
+fi
 
 assert "PrivateUsers=yes kept with hardware profiles" grep -qx 'PrivateUsers=yes' "$LAB_ROOT/etc/systemd/system/redwarden.service"
 
@@ -46,3 +53,6 @@ in_ct redwarden apply >/dev/null || rc=$?
 [[ $rc -eq 0 || $rc -eq 1 ]] || fail "redwarden apply back to defaults exited $rc"
 assert "PrivateDevices=yes is back without hardware" grep -qx 'PrivateDevices=yes' "$LAB_ROOT/etc/systemd/system/redwarden.service"
 wait_nodered 120
+if [[ "${LAB_VM:-0}" == 1 ]]; then
+    in_ct nsenter -t "$(nr_pid)" -m test -e /dev/gpiochip0 && fail "Node-RED still sees /dev/gpiochip0 without the gpio profile"
+fi
