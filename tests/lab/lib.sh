@@ -235,7 +235,9 @@ machine_state_digest() { "$LAB_DIR/state_digest.py" "$LAB_ROOT"; }
 lab_lower() { printf '%s' "$LAB_IMAGE"; }
 # lab_qemu_user: true when the lab's arm64 userland runs under qemu-user (the container lab),
 # which cannot pass nftables netlink, create user namespaces or honour setuid.
-lab_qemu_user() { [[ "${LAB_ARCH:-amd64}" == arm64 && "${LAB_VM:-0}" != 1 ]]; }
+lab_qemu_user() { [[ "${LAB_ARCH:-amd64}" == arm64 ]] && ! lab_vm; }
+# lab_vm: true when the machine is a VM on a real ARM kernel (run.sh --vm, tests/lab/vm.sh).
+lab_vm() { [[ "${LAB_VM:-0}" == 1 ]]; }
 
 # CT_PROCS_PY LEADER all|nodered: one line per process in LEADER's pid namespace (every
 # process when LEADER is empty): PID NSPID PPID STATE UID COMM ARGV...
@@ -602,7 +604,7 @@ qemu_user_dropins() {
 }
 
 # The VM lab (run.sh --vm) replaces the machine's functions above.
-if [[ "${LAB_VM:-0}" == 1 ]]; then
+if lab_vm; then
     # shellcheck source=vm.sh disable=SC1091
     source "$LAB_DIR/vm.sh"
 fi

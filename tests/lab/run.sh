@@ -11,8 +11,7 @@
 # ("01", "02-apply"), or the path of a script to run as one (benches/supervisors.sh).
 # Default: all, in name order, in one container boot. --vm boots arm64 in qemu-system-aarch64
 # on a real ARM kernel instead of a container under qemu-user (tests/lab/vm.sh); armhf runs
-# only so, on qemu-system-arm. --matrix ci
-# runs the cells of CI_MATRIX (below) at once.
+# only so, on qemu-system-arm. --matrix ci runs the cells of CI_MATRIX (below) at once.
 # See tests/lab/README.md.
 set -euo pipefail
 
@@ -34,7 +33,7 @@ NODE22_SPEC=22 # node-linux-<arch>@22
 NPM_SPEC=10    # npm@10 goes with the official Node 22 builds
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 64
 }
 
@@ -72,11 +71,12 @@ for f in "${FLAVOURS[@]}"; do [[ "$f" == deb18 || "$f" == node22 ]] || die "--fl
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: a number from 1, not $jobs"
 if [[ -n "$matrix" ]]; then
     [[ "$matrix" == ci ]] || die "--matrix: ci is the one matrix, not $matrix"
-    [[ "$mode" == test && ${#scenario_args[@]} -eq 0 && "${LAB_VM:-0}" != 1 ]] ||
+    if [[ "$mode" != test || ${#scenario_args[@]} -gt 0 ]] || lab_vm; then
         die "--matrix ci chooses its own machines and scenarios: no --vm, --serve, --shell or SCENARIO"
+    fi
     ARCHS=(amd64 arm64) FLAVOURS=(deb18 node22)
 fi
-if [[ "${LAB_VM:-0}" == 1 ]]; then
+if lab_vm; then
     [[ "$archs" == arm64 || "$archs" == armhf ]] ||
         die "--vm: --arch arm64 or armhf, one of them (amd64 runs natively in the container lab)"
     # shellcheck source=vm.sh disable=SC1091
@@ -120,7 +120,7 @@ ensure_deps() {
         command -v update-binfmts >/dev/null || need+=(binfmt-support)
     fi
     ((want_npm)) && ! command -v npm >/dev/null && need+=(npm)
-    if [[ "${LAB_VM:-0}" == 1 ]]; then
+    if lab_vm; then
         command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
         command -v cpio >/dev/null || need+=(cpio)
         command -v ssh >/dev/null || need+=(openssh-client)
@@ -277,7 +277,7 @@ ensure_image() {
 # ensure_machine ARCH FLAVOUR: the image, and with --vm what boots it as a VM.
 ensure_machine() {
     ensure_image "$1" "$2"
-    if [[ "${LAB_VM:-0}" == 1 ]]; then ensure_vm "$1" "$2"; fi
+    if lab_vm; then ensure_vm "$1" "$2"; fi
 }
 
 # ---------------------------------------------------------------- redwarden

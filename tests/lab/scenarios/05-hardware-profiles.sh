@@ -30,7 +30,7 @@ assert_eq 0 "$(hostile_try 'cat /srv/lab-serial')" "read the dialout-only device
 # A real kernel (the VM lab) has real device nodes: the GPIO controller of qemu's virt board
 # (a PL061), given to the gpio group as Raspberry Pi OS's udev rule does. DeviceAllow= and the
 # group must let a flow open it; without the profile, PrivateDevices= hides it.
-if [[ "${LAB_VM:-0}" == 1 ]]; then
+if lab_vm; then
     in_ct sh -c 'chgrp gpio /dev/gpiochip0 && chmod 0660 /dev/gpiochip0' || fail "no /dev/gpiochip0 in the VM"
     assert_eq 0 "$(hostile_try 'exec 3< /dev/gpiochip0')" "open the real /dev/gpiochip0 with gpio"
 fi
@@ -53,6 +53,6 @@ in_ct redwarden apply >/dev/null || rc=$?
 [[ $rc -eq 0 || $rc -eq 1 ]] || fail "redwarden apply back to defaults exited $rc"
 assert "PrivateDevices=yes is back without hardware" grep -qx 'PrivateDevices=yes' "$LAB_ROOT/etc/systemd/system/redwarden.service"
 wait_nodered 120
-if [[ "${LAB_VM:-0}" == 1 ]] && in_ct nsenter -t "$(nr_pid)" -m test -e /dev/gpiochip0; then
+if lab_vm && in_ct nsenter -t "$(nr_pid)" -m test -e /dev/gpiochip0; then
     fail "Node-RED still sees /dev/gpiochip0 without the gpio profile"
 fi
