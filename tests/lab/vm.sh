@@ -189,7 +189,7 @@ in_ct() {
 # ct_procs all|nodered: as the container's, from inside; a VM's pids are its own.
 ct_procs() { in_ct python3 - "" "$1" <<<"$CT_PROCS_PY"; }
 
-ct_shell_hint() { echo "ssh -i $LAB_VM_DIR/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@$LAB_CT_IP"; }
+ct_shell_hint() { echo "ssh $(vm_ssh_options | tr '\n' ' ')root@$LAB_CT_IP"; }
 
 # machine_state_digest: inside, where links read as links.
 machine_state_digest() { in_ct python3 - / <"$LAB_DIR/state_digest.py"; }
@@ -228,6 +228,9 @@ root_mount() {
         -o attr_timeout=0 -o entry_timeout=0 -o negative_timeout=0 ||
         die "sshfs: cannot mount the VM's root on $LAB_ROOT"
 }
+
+# root_unmount: $LAB_ROOT let go before the VM goes down (sshfs would hang on a dead link).
+root_unmount() { if mountpoint -q "$LAB_ROOT"; then umount -l "$LAB_ROOT" || true; fi; }
 
 boot_ct() {
     local t0 tap="vt-$LAB_NAME"
@@ -278,7 +281,7 @@ wait_ct() {
 
 stop_ct() {
     lab_state_load
-    if mountpoint -q "$LAB_ROOT"; then umount -l "$LAB_ROOT" || true; fi
+    root_unmount
     if pid_alive "${LAB_BOOT_PID:-}"; then
         in_ct systemctl --no-block poweroff >/dev/null 2>&1 || true
         local deadline=$((SECONDS + 120))
@@ -301,7 +304,7 @@ reboot_ct() {
     local t0
     t0=$(now)
     lab_state_load
-    umount -l "$LAB_ROOT" || true
+    root_unmount
     in_ct systemctl --no-block reboot >/dev/null 2>&1 || true
     local deadline=$((SECONDS + 180))
     while pid_alive "$LAB_BOOT_PID" && ((SECONDS < deadline)); do sleep 0.5; done
