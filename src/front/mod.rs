@@ -322,6 +322,7 @@ async fn serve_tls(
     let conn = Arc::new(proxy::Conn {
         policy: Arc::clone(&shared.policy),
         peer,
+        forwarded_for: proxy::forwarded_for(peer.ip()),
         has_client_cert: tls.get_ref().1.peer_certificates().is_some(),
         activity: Arc::clone(&activity),
         _permit: permit,

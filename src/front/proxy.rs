@@ -42,6 +42,8 @@ pub struct Policy {
 pub struct Conn {
     pub policy: Arc<Policy>,
     pub peer: SocketAddr,
+    /// The peer's address as X-Forwarded-For says it.
+    pub forwarded_for: Option<HeaderValue>,
     pub has_client_cert: bool,
     pub activity: Arc<Activity>,
     /// Held until the connection and any WebSocket tunnel it became are gone.
@@ -72,7 +74,7 @@ pub async fn forward(
     let upgrade = upgrade_protocol(req.headers());
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    prepare_request(&mut parts, conn.peer.ip(), upgrade);
+    prepare_request(&mut parts, conn.forwarded_for.as_ref(), upgrade);
     let mut response = match conn.send(Request::from_parts(parts, body)).await {
         Ok(response) => response,
         Err(e) => {
@@ -186,50 +188,86 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
+    tokens(headers.get_all(header::CONNECTION))
+}
+
+fn tokens<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> impl Iterator<Item = &'a str> {
+    values
+        .into_iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|token| !token.is_empty())
 }
 
-/// Removes what applies to one hop only (RFC 9110 7.6.1): hyper frames each side itself.
+/// Whether a header applies to one hop only (RFC 9110 7.6.1), besides those that Connection
+/// names: hyper frames each side itself.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+    )
+}
+
+/// Whether a header says who the client is: only the front door may set these, so a client
+/// cannot make Node-RED (or a flow's rate limit) believe it comes from elsewhere. Expect too:
+/// the front door answers `Expect: 100-continue` itself when it starts reading the body.
+fn client_identity_or_expect(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-real-ip"
+            | "expect"
+    )
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+    remove_headers(headers, |_| false);
+}
+
+/// Removes the hop-by-hop headers and those `also` picks, in one pass over the names present:
+/// most messages carry none of them, and removing by name costs a hash lookup per name, which
+/// in front of a fast upstream was a tenth of the front door's own time per request.
+fn remove_headers(headers: &mut HeaderMap, also: fn(&HeaderName) -> bool) {
+    let connection = headers.get_all(header::CONNECTION);
+    let named_by_connection = |name: &HeaderName| {
+        tokens(&connection).any(|token| token.eq_ignore_ascii_case(name.as_str()))
+    };
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| hop_by_hop(name) || also(name) || named_by_connection(name))
+        .cloned()
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-    ] {
+    for name in doomed {
         headers.remove(name);
     }
 }
 
-/// Headers that say who the client is: only the front door may set them, so a client cannot
-/// make Node-RED (or a flow's rate limit) believe it comes from elsewhere.
-const CLIENT_IDENTITY: [&str; 6] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-real-ip",
-];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-fn prepare_request(parts: &mut Parts, peer: IpAddr, upgrade: Option<HeaderValue>) {
+/// The X-Forwarded-For value for a client address, made once per connection.
+pub fn forwarded_for(peer: IpAddr) -> Option<HeaderValue> {
+    HeaderValue::from_str(&peer.to_canonical().to_string()).ok()
+}
+
+fn prepare_request(
+    parts: &mut Parts,
+    forwarded_for: Option<&HeaderValue>,
+    upgrade: Option<HeaderValue>,
+) {
     let headers = &mut parts.headers;
     // A request in absolute form (`GET https://host/path`) names its host only in the URI.
     if !headers.contains_key(header::HOST) {
@@ -247,19 +285,11 @@ fn prepare_request(parts: &mut Parts, peer: IpAddr, upgrade: Option<HeaderValue>
         .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
     parts.version = Version::HTTP_11;
     parts.extensions = hyper::http::Extensions::new();
-    strip_hop_by_hop(headers);
-    // The front door answers `Expect: 100-continue` itself when it starts reading the body.
-    headers.remove(header::EXPECT);
-    for name in CLIENT_IDENTITY {
-        headers.remove(name);
+    remove_headers(headers, client_identity_or_expect);
+    if let Some(ip) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, ip.clone());
     }
-    if let Ok(ip) = HeaderValue::from_str(&peer.to_canonical().to_string()) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), ip);
-    }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("https"),
-    );
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     if let Some(protocol) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol);
@@ -358,7 +388,11 @@ mod tests {
             ("expect", "100-continue"),
             ("cookie", "a=b"),
         ]);
-        prepare_request(&mut p, IpAddr::from([192, 168, 1, 7]), None);
+        prepare_request(
+            &mut p,
+            forwarded_for(IpAddr::from([192, 168, 1, 7])).as_ref(),
+            None,
+        );
         let get = |name: &str| {
             p.headers
                 .get_all(name)
@@ -385,6 +419,31 @@ mod tests {
     }
 
     #[test]
+    fn a_response_loses_its_hop_headers_and_those_connection_names_in_any_case() {
+        let mut headers = parts(&[
+            ("connection", "Close, X-Trace"),
+            ("x-trace", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/plain"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+        ])
+        .headers;
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<_> = headers.iter().map(|(n, v)| format!("{n}: {v:?}")).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "content-type: \"text/plain\"",
+                "set-cookie: \"a=1\"",
+                "set-cookie: \"b=2\""
+            ]
+        );
+    }
+
+    #[test]
     fn a_websocket_upgrade_keeps_its_headers_and_a_mapped_address_is_plain() {
         let mut p = parts(&[
             ("connection", "Upgrade"),
@@ -393,7 +452,11 @@ mod tests {
         ]);
         let upgrade = upgrade_protocol(&p.headers);
         assert_eq!(upgrade, Some(HeaderValue::from_static("websocket")));
-        prepare_request(&mut p, "::ffff:10.0.0.2".parse().unwrap(), upgrade);
+        prepare_request(
+            &mut p,
+            forwarded_for("::ffff:10.0.0.2".parse().unwrap()).as_ref(),
+            upgrade,
+        );
         assert_eq!(p.headers["connection"], "upgrade");
         assert_eq!(p.headers["upgrade"], "websocket");
         assert!(p.headers.contains_key("sec-websocket-key"));
