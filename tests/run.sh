@@ -15,11 +15,11 @@ started=$(date +%s)
 # Debian packages: cross linkers and C libraries for aarch64/armv7, qemu-user to run the ARM
 # test binaries, pwck/grpck (passwd) that the privileged tier uses to judge account files,
 # node and npm for the real Node-RED the supervisor tier runs, ip and nft for the firewall tier
-# (in network namespaces it creates), nginx and wrk for the front door's benchmark, pip for zig
-# (the ARMv6 build), help2man and lintian for the Debian packages.
+# (in network namespaces it creates), nginx, wrk and valgrind (callgrind) for the front door's
+# benchmark, pip for zig (the ARMv6 build), help2man and lintian for the Debian packages.
 apt_packages=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross qemu-user-static binfmt-support passwd findutils file systemd shellcheck
-  util-linux iproute2 nftables openssl nginx-light wrk python3-pip help2man lintian)
+  util-linux iproute2 nftables openssl nginx-light wrk valgrind python3-pip help2man lintian)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
