@@ -331,6 +331,10 @@ async fn serve_tls(
     let http = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.header_timeout)
+        // rustls turns each write into records: head and body in one buffer make one record,
+        // without the list of slices a vectored write makes it build (2.6% fewer instructions
+        // per request in front of a fast upstream).
+        .writev(false)
         .serve_connection(
             TokioIo::new(tls),
             service_fn(move |req| proxy::forward(Arc::clone(&conn), req)),
