@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How many reads and writes moved bytes on a connection. A count, not a time: every read and
-/// write bumps it, and reading the clock there was a percent of the front door's time per
-/// request. A count, not a flag, so that each watcher (the connection's, then a WebSocket
+/// write bumps it, and reading the clock there cost 4% of the front door's own instructions
+/// per request. A count, not a flag, so that each watcher (the connection's, then a WebSocket
 /// tunnel's) sees for itself whether it changed.
 #[derive(Debug, Default)]
 pub struct Activity {

@@ -43,7 +43,7 @@ pub struct Conn {
     pub policy: Arc<Policy>,
     pub peer: SocketAddr,
     /// The peer's address as X-Forwarded-For says it.
-    pub forwarded_for: Option<HeaderValue>,
+    pub forwarded_for: HeaderValue,
     pub has_client_cert: bool,
     pub activity: Arc<Activity>,
     /// Held until the connection and any WebSocket tunnel it became are gone.
@@ -74,7 +74,7 @@ pub async fn forward(
     let upgrade = upgrade_protocol(req.headers());
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    prepare_request(&mut parts, conn.forwarded_for.as_ref(), upgrade);
+    prepare_request(&mut parts, &conn.forwarded_for, upgrade);
     let mut response = match conn.send(Request::from_parts(parts, body)).await {
         Ok(response) => response,
         Err(e) => {
@@ -181,14 +181,10 @@ async fn tunnel(
 
 /// The Upgrade header's value when the request asks to switch protocols.
 fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    connection_tokens(headers)
+    tokens(headers.get_all(header::CONNECTION))
         .any(|token| token.eq_ignore_ascii_case("upgrade"))
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten()
-}
-
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    tokens(headers.get_all(header::CONNECTION))
 }
 
 fn tokens<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> impl Iterator<Item = &'a str> {
@@ -239,7 +235,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes the hop-by-hop headers and those `also` picks, in one pass over the names present:
 /// most messages carry none of them, and removing by name costs a hash lookup per name, which
-/// in front of a fast upstream was an eighth of the front door's own instructions per request.
+/// in front of a fast upstream was 13% of the front door's own instructions per request.
 fn remove_headers(headers: &mut HeaderMap, also: fn(&HeaderName) -> bool) {
     let connection = headers.get_all(header::CONNECTION);
     let named_by_connection = |name: &HeaderName| {
@@ -259,15 +255,12 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The X-Forwarded-For value for a client address, made once per connection.
-pub fn forwarded_for(peer: IpAddr) -> Option<HeaderValue> {
-    HeaderValue::from_str(&peer.to_canonical().to_string()).ok()
+pub fn forwarded_for(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_canonical().to_string())
+        .expect("an IP address is written in digits, hex letters, dots and colons")
 }
 
-fn prepare_request(
-    parts: &mut Parts,
-    forwarded_for: Option<&HeaderValue>,
-    upgrade: Option<HeaderValue>,
-) {
+fn prepare_request(parts: &mut Parts, forwarded_for: &HeaderValue, upgrade: Option<HeaderValue>) {
     let headers = &mut parts.headers;
     // A request in absolute form (`GET https://host/path`) names its host only in the URI.
     if !headers.contains_key(header::HOST) {
@@ -286,9 +279,7 @@ fn prepare_request(
     parts.version = Version::HTTP_11;
     parts.extensions = hyper::http::Extensions::new();
     remove_headers(headers, client_identity_or_expect);
-    if let Some(ip) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, ip.clone());
-    }
+    headers.insert(X_FORWARDED_FOR, forwarded_for.clone());
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     if let Some(protocol) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -388,11 +379,7 @@ mod tests {
             ("expect", "100-continue"),
             ("cookie", "a=b"),
         ]);
-        prepare_request(
-            &mut p,
-            forwarded_for(IpAddr::from([192, 168, 1, 7])).as_ref(),
-            None,
-        );
+        prepare_request(&mut p, &forwarded_for(IpAddr::from([192, 168, 1, 7])), None);
         let get = |name: &str| {
             p.headers
                 .get_all(name)
@@ -454,7 +441,7 @@ mod tests {
         assert_eq!(upgrade, Some(HeaderValue::from_static("websocket")));
         prepare_request(
             &mut p,
-            forwarded_for("::ffff:10.0.0.2".parse().unwrap()).as_ref(),
+            &forwarded_for("::ffff:10.0.0.2".parse().unwrap()),
             upgrade,
         );
         assert_eq!(p.headers["connection"], "upgrade");
