@@ -369,11 +369,13 @@ fn self_signed(name: &str) -> (String, String) {
     (pair.cert.pem(), pair.signing_key.serialize_pem())
 }
 
-/// A TLS client trusting `trusted`, optionally with a client certificate.
-fn client(
+/// A TLS client configuration trusting `trusted` for the given protocol versions, optionally
+/// with a client certificate; it resumes sessions, as a browser does.
+fn client_config(
     trusted: &[CertificateDer<'static>],
     identity: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
-) -> tokio_rustls::TlsConnector {
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in trusted {
         roots.add(cert.clone()).unwrap();
@@ -381,13 +383,21 @@ fn client(
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
+    .with_protocol_versions(versions)
     .unwrap()
     .with_root_certificates(roots);
-    let mut config = match identity {
+    match identity {
         Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
         None => builder.with_no_client_auth(),
-    };
+    }
+}
+
+/// A TLS client trusting `trusted`, optionally with a client certificate.
+fn client(
+    trusted: &[CertificateDer<'static>],
+    identity: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+) -> tokio_rustls::TlsConnector {
+    let mut config = client_config(trusted, identity, rustls::DEFAULT_VERSIONS);
     // Full handshakes every time: a resumed session shows the certificate it began with.
     config.resumption = rustls::client::Resumption::disabled();
     tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -407,7 +417,10 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// An HTTP/1.1 keep-alive connection over TLS.
 async fn http(connector: &tokio_rustls::TlsConnector, port: u16) -> std::io::Result<Sender> {
-    let tls = connect(connector, port).await?;
+    http_over(connect(connector, port).await?).await
+}
+
+async fn http_over(tls: TlsStream<TcpStream>) -> std::io::Result<Sender> {
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(std::io::Error::other)?;
@@ -869,6 +882,49 @@ fn a_thousand_idle_connections_are_held() {
             assert_eq!(get_text(sender, "/hello").await.unwrap().0, StatusCode::OK);
         }
         assert_eq!(count.load(Ordering::SeqCst), WARM_UP + 2 * connections);
+    });
+}
+
+/// Every browser resumes its TLS session, however many there are, with TLS 1.3 and 1.2: the
+/// sessions travel as tickets the clients keep, not in a server-side cache of a few entries
+/// that a dashboard's wall of tablets would overflow.
+#[test]
+fn thirty_browsers_all_resume_their_sessions() {
+    const BROWSERS: usize = 30;
+    runtime().block_on(async {
+        let (up, _) = upstream().await;
+        let front = Front::start(up, "");
+        let trusted = [front.self_signed_cert()];
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            // Each with a session store of its own, as separate browsers have.
+            let browsers: Vec<_> = (0..BROWSERS)
+                .map(|_| {
+                    tokio_rustls::TlsConnector::from(Arc::new(client_config(
+                        &trusted,
+                        None,
+                        &[version],
+                    )))
+                })
+                .collect();
+            for (visit, want) in [
+                ("first", rustls::HandshakeKind::Full),
+                ("second", rustls::HandshakeKind::Resumed),
+            ] {
+                let mut kinds = Vec::new();
+                for browser in &browsers {
+                    let tls = connect(browser, front.port).await.unwrap();
+                    kinds.push(tls.get_ref().1.handshake_kind());
+                    // A response read: TLS 1.3 tickets come after the handshake, before it.
+                    let mut sender = http_over(tls).await.unwrap();
+                    assert_eq!(get_text(&mut sender, "/hello").await.unwrap().0, StatusCode::OK);
+                }
+                let unexpected = kinds.iter().filter(|kind| **kind != Some(want)).count();
+                assert_eq!(
+                    unexpected, 0,
+                    "{version:?}, {visit} visit of {BROWSERS} browsers: {unexpected} not {want:?}: {kinds:?}"
+                );
+            }
+        }
     });
 }
 

@@ -34,7 +34,8 @@ pub fn provider() -> Arc<CryptoProvider> {
     })
 }
 
-/// Two per client for a dozen clients.
+/// For TLS 1.2 clients that take no tickets: one entry each, and each stays in memory until
+/// pushed out.
 const RESUMABLE_SESSIONS: usize = 24;
 
 pub fn server_config(
@@ -79,8 +80,10 @@ pub fn server_config(
     let mut config = builder.with_cert_resolver(certs);
     // The proxy speaks HTTP/1.1 only; saying so stops a client from trying h2 on it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // Resumable sessions for the few browsers a device's editor has, not rustls's 256: every
-    // TLS 1.3 handshake stores two, and a stored one stays in memory until pushed out.
+    // Sessions resume from tickets the clients keep (encrypted with keys that rotate every
+    // six hours), so any number of browsers resume and the front door stores nothing per
+    // session. The cache is for TLS 1.2 clients that do not take tickets.
+    config.ticketer = ring::Ticketer::new().map_err(FrontError::Tls)?;
     config.session_storage = ServerSessionMemoryCache::new(RESUMABLE_SESSIONS);
     Ok(config)
 }
