@@ -57,19 +57,30 @@ fi
 # layer (yocto/check).
 if is_root; then tools=/var/cache/redwarden/tools; else tools=${XDG_CACHE_HOME:-$HOME/.cache}/redwarden/tools; fi
 export REDWARDEN_TOOLS=$tools
+# A folder is reused only while it holds the versions asked for (its .requirements file).
 pypi_tool() { # FOLDER EXECUTABLE PACKAGE==VERSION...
   local folder=$tools/$1 executable=$2
   shift 2
-  [ -x "$folder/$executable" ] && return 0
+  [ -x "$folder/$executable" ] && [ "$(cat "$folder/.requirements" 2>/dev/null)" = "$*" ] && return 0
   if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
     say "installing $* from PyPI into $folder"
     rm -rf "$folder"
     python3 -m pip install --quiet --disable-pip-version-check --target "$folder" "$@"
+    printf '%s\n' "$*" >"$folder/.requirements"
   else
     skip "$*: python3 -m pip is missing (apt-get install python3-pip)"
   fi
 }
-pypi_tool zig bin/cargo-zigbuild ziglang==0.17.1 cargo-zigbuild==0.24.1
+# zig 0.14: zig 0.17's libc replaces musl's malloc with Zig's SmpAllocator, which keeps
+# freed small blocks for reuse and never gives them back. The ARMv6 front door then stayed at
+# its peak after a burst of connections (2216 KiB resident, 904 KiB of it heap, in the armhf
+# lab); musl's own malloc gives that memory back. Objects that another zig compiled for ARMv6
+# (ring's C) are not rebuilt by cargo on their own: a new zig starts that target afresh.
+zig_requirements=(ziglang==0.14.1 cargo-zigbuild==0.24.1)
+if [ "$(cat "$tools/zig/.requirements" 2>/dev/null)" != "${zig_requirements[*]}" ]; then
+  rm -rf "${CARGO_TARGET_DIR:-target}/arm-unknown-linux-musleabihf"
+fi
+pypi_tool zig bin/cargo-zigbuild "${zig_requirements[@]}"
 pypi_tool oelint bin/oelint-adv oelint-adv==9.11.2
 
 say "format and lints"
