@@ -235,8 +235,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// in front of a fast upstream was 13% of the front door's own instructions per request.
 fn remove_headers(headers: &mut HeaderMap, also: fn(&HeaderName) -> bool) {
     // Connection almost always names only keep-alive or upgrade, which are hop-by-hop anyway:
-    // its other names are read once, not once per header present (that was 2% of the
-    // instructions per request).
+    // its other names are read once, not once per header present (that was 1.1% of the
+    // shipped build's instructions per request in front of a fast upstream).
     let named_by_connection: Vec<&str> = tokens(headers.get_all(header::CONNECTION))
         .filter(|token| !HOP_BY_HOP.iter().any(|hop| token.eq_ignore_ascii_case(hop)))
         .collect();
