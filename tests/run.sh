@@ -74,13 +74,8 @@ pypi_tool() { # FOLDER EXECUTABLE PACKAGE==VERSION...
 # zig 0.14: zig 0.17's libc replaces musl's malloc with Zig's SmpAllocator, which keeps
 # freed small blocks for reuse and never gives them back. The ARMv6 front door then stayed at
 # its peak after a burst of connections (2216 KiB resident, 904 KiB of it heap, in the armhf
-# lab); musl's own malloc gives that memory back. Objects that another zig compiled for ARMv6
-# (ring's C) are not rebuilt by cargo on their own: a new zig starts that target afresh.
-zig_requirements=(ziglang==0.14.1 cargo-zigbuild==0.24.1)
-if [ "$(cat "$tools/zig/.requirements" 2>/dev/null)" != "${zig_requirements[*]}" ]; then
-  rm -rf "${CARGO_TARGET_DIR:-target}/arm-unknown-linux-musleabihf"
-fi
-pypi_tool zig bin/cargo-zigbuild "${zig_requirements[@]}"
+# lab); musl's own malloc gives that memory back.
+pypi_tool zig bin/cargo-zigbuild ziglang==0.14.1 cargo-zigbuild==0.24.1
 pypi_tool oelint bin/oelint-adv oelint-adv==9.11.2
 
 say "format and lints"
