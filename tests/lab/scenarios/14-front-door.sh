@@ -101,10 +101,10 @@ else
     # The browsers have gone when curl returns; on a slow board the front door lets go of their
     # connections a moment later.
     for _ in $(seq 100); do
-        [[ -z "$(in_ct ss -Htn state established 'sport = :8443')" ]] && break
+        left=$(in_ct ss -Htn state established 'sport = :8443' | wc -l)
+        ((left == 0)) && break
         sleep 0.2
     done
-    left=$(in_ct ss -Htn state established 'sport = :8443' | wc -l)
     rss=$(host_status_of "$front" VmRSS | awk '{ print $1 }')
     anon=$(host_status_of "$front" RssAnon | awk '{ print $1 }')
     ((rss <= 2048)) || fail "the front door holds $rss KiB resident ($anon KiB anonymous; $rss_before KiB before the burst, $left connections still open): over its 2 MiB"
