@@ -210,7 +210,10 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
 elif [ -z "${REDWARDEN_TEST_NODERED:-}" ]; then
   skip "the front door benchmark: no Node-RED from npm (see above)"
 else
-  BENCH_ROUNDS=3 ./benches/front.sh 5
+  # Five rounds: a single round's requests/s ratio to nginx still falls below 1 about one time
+  # in five on this 2-core machine (20 rounds: 0.97 to 1.25, median 1.04), and the verdict is
+  # the rounds' median.
+  BENCH_ROUNDS=5 ./benches/front.sh 5
 fi
 
 say "done in $(( $(date +%s) - started )) s"
