@@ -215,6 +215,28 @@ for url in "http://127.0.0.1:$nr_port" "https://127.0.0.1:$front_port" "https://
   wrk -t 1 -c 8 -d 3s "$url/hello" >/dev/null
 done
 
+# measure_target TARGET CONNECTIONS: one measurement, the target by its short name.
+measure_target() {
+  case $1 in
+    direct) measure "node-red direct http" "http://127.0.0.1:$nr_port" "$2" "$nodered_pid" ;;
+    front) measure "redwarden front" "https://127.0.0.1:$front_port" "$2" "$front_pid" ;;
+    nginx-*) measure_nginx "${1#nginx-}" "$nr_port" "nginx ${1#nginx-} worker(s)" "$2" ;;
+    fast-direct) measure "fast: direct http" "http://127.0.0.1:$fast_port" "$2" "$fast_worker" ;;
+    fast-front) measure "fast: redwarden front" "https://127.0.0.1:$fast_front_port" "$2" "$fast_front_pid" ;;
+    fast-nginx-*) measure_nginx "${1#fast-nginx-}" "$fast_port" "fast: nginx ${1#fast-nginx-} worker(s)" "$2" ;;
+  esac
+}
+# in_turn CONNECTIONS TARGET...: each target once, from a place that moves on by one every
+# round, so that no target is always the first after a change of load.
+in_turn() {
+  local conns=$1 i
+  shift
+  local targets=("$@")
+  for i in $(seq 0 $(( ${#targets[@]} - 1 ))); do
+    measure_target "${targets[(i + round - 1) % ${#targets[@]}]}" "$conns"
+  done
+}
+
 # Rounds, each measuring every target in turn, so that a noisy moment on this machine hurts
 # one round of all of them rather than all rounds of one; the table shows the medians.
 rounds=${BENCH_ROUNDS:-3}
@@ -222,24 +244,15 @@ results=$work/results.txt
 : >"$results"
 for round in $(seq "$rounds"); do
   for conns in 1 32; do
-    measure "node-red direct http" "http://127.0.0.1:$nr_port" "$conns" "$nodered_pid"
-    measure "redwarden front" "https://127.0.0.1:$front_port" "$conns" "$front_pid"
-    for workers in 1 auto; do
-      measure_nginx "$workers" "$nr_port" "nginx $workers worker(s)" "$conns"
-    done
+    in_turn "$conns" direct front nginx-1 nginx-auto
   done
   # Node-RED is stopped while the fast upstream is measured: seconds after a load, V8 collects
   # garbage on both cores, and in a 5 s run where Node-RED took 80-150 ms of CPU, the front
   # door's p99 at one connection was 0.76-0.85 ms against 0.18-0.23 ms in runs where it took none.
   kill -STOP "$nodered_pid"
   # The latency a proxy adds, at one connection, where no Node-RED pause hides it.
-  measure "fast: direct http" "http://127.0.0.1:$fast_port" 1 "$fast_worker"
-  measure "fast: redwarden front" "https://127.0.0.1:$fast_front_port" 1 "$fast_front_pid"
-  measure_nginx 1 "$fast_port" "fast: nginx 1 worker(s)" 1
-  measure "fast: redwarden front" "https://127.0.0.1:$fast_front_port" 32 "$fast_front_pid"
-  for workers in 1 auto; do
-    measure_nginx "$workers" "$fast_port" "fast: nginx $workers worker(s)" 32
-  done
+  in_turn 1 fast-direct fast-front fast-nginx-1
+  in_turn 32 fast-front fast-nginx-1 fast-nginx-auto
   kill -CONT "$nodered_pid"
 done
 
