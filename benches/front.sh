@@ -280,7 +280,8 @@ echo "resident memory after the runs:"
 front_rss=$(rss_kb VmRSS "$front_pid")
 printf '  %-28s %6d KiB, anonymous %6d KiB (peak RSS %d KiB, %d KiB before any request)\n' "redwarden front" \
   "$front_rss" "$(rss_kb RssAnon "$front_pid")" "$(rss_kb VmHWM "$front_pid")" "$idle_rss"
-cat "$work/rss.txt"
+# Sorted: with the order rotating, the last round measures the two nginx set-ups either way round.
+sort "$work/rss.txt"
 
 # Instructions per request, counted by callgrind: unlike time, a count that other load on the
 # machine leaves alone, so that a change to the front door can be judged on a busy machine too.
