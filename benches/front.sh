@@ -259,15 +259,16 @@ done
 echo
 echo "medians of $rounds rounds of ${secs} s (fast: in front of the fast upstream):"
 printf '%-28s %5s %8s %9s %9s %12s\n' target conns "req/s" "p50 ms" "p99 ms" "CPU us/req"
-medians=$work/medians.txt
-awk -F'|' '
-  { key = $1 "|" $2; n[key]++; rps[key, n[key]] = $3; p50[key, n[key]] = $4; p99[key, n[key]] = $5; cpu[key, n[key]] = $7
-    if (!(key in seen)) { seen[key] = 1; order[++keys] = key } }
-  function median(arr, key, count,   i, j, t, v) {
+# median(ARR, KEY, COUNT): the median of ARR[KEY, 1..COUNT]; for the table and the verdict.
+awk_median='function median(arr, key, count,   i, j, t, v) {
     for (i = 1; i <= count; i++) v[i] = arr[key, i]
     for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
     return (count % 2) ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2
-  }
+  }'
+medians=$work/medians.txt
+awk -F'|' "$awk_median"'
+  { key = $1 "|" $2; n[key]++; rps[key, n[key]] = $3; p50[key, n[key]] = $4; p99[key, n[key]] = $5; cpu[key, n[key]] = $7
+    if (!(key in seen)) { seen[key] = 1; order[++keys] = key } }
   END { for (k = 1; k <= keys; k++) { key = order[k]; split(key, part, "|")
     printf "%s|%d|%.0f|%.2f|%.2f|%.1f\n", part[1], part[2], median(rps, key, n[key]), median(p50, key, n[key]), median(p99, key, n[key]), median(cpu, key, n[key]) } }
 ' "$results" | sort -t'|' -k2,2n -s >"$medians"
@@ -322,14 +323,15 @@ fi
 # Each round's front door against that round's better nginx, and their median, which the
 # verdict takes: the two run seconds apart, so their ratio moves less between rounds than
 # either one's requests/s does (by up to 20% here).
-read -r ratio_median round_ratios < <(awk -F'|' '$2 == 32 && $1 ~ /^fast: / { n[$1]++; rps[$1, n[$1]] = $3 }
+read -r ratio_median round_ratios < <(awk -F'|' "$awk_median"'
+  $2 == 32 && $1 ~ /^fast: / { n[$1]++; rps[$1, n[$1]] = $3 }
   END { count = n["fast: redwarden front"]
     for (i = 1; i <= count; i++) {
       one = rps["fast: nginx 1 worker(s)", i]; auto = rps["fast: nginx auto worker(s)", i]
-      r[i] = rps["fast: redwarden front", i] / ((one > auto) ? one : auto); list = list sprintf(" %.2f", r[i])
+      ratio["front", i] = rps["fast: redwarden front", i] / ((one > auto) ? one : auto)
+      list = list sprintf(" %.2f", ratio["front", i])
     }
-    for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-    printf "%.4f%s\n", (count % 2) ? r[(count + 1) / 2] : (r[count / 2] + r[count / 2 + 1]) / 2, list }' "$results")
+    printf "%.4f%s\n", median(ratio, "front", count), list }' "$results")
 
 echo
 awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v round_ratios="$round_ratios" '
