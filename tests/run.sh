@@ -211,7 +211,7 @@ elif [ -z "${REDWARDEN_TEST_NODERED:-}" ]; then
   skip "the front door benchmark: no Node-RED from npm (see above)"
 else
   # Five rounds: here the front door and nginx are at parity in front of the fast upstream (22
-  # rounds at a798fe6 and after: each round's ratio 0.88 to 1.16, median 1.01), and the verdict
+  # rounds at 4ea8a56 and after: each round's ratio 0.88 to 1.16, median 1.01), and the verdict
   # is the rounds' median, steadier over five than over three.
   BENCH_ROUNDS=5 ./benches/front.sh 5
 fi
