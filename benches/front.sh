@@ -325,19 +325,19 @@ fi
 # than either one's requests/s does (by up to 20% here). The better set-up is the one with the
 # higher median over the rounds. Taking the better of the two in each round instead takes the
 # luckier of two draws: over 27 earlier rounds that lowered the median ratio from 1.03 to 1.01.
-read -r ratio_median round_ratios < <(awk -F'|' "$awk_median"'
+IFS='|' read -r ratio_median fast_nginx round_ratios < <(awk -F'|' "$awk_median"'
   $2 == 32 && $1 ~ /^fast: / { n[$1]++; rps[$1, n[$1]] = $3 }
   END { count = n["fast: redwarden front"]
     one = "fast: nginx 1 worker(s)"; auto = "fast: nginx auto worker(s)"
     nginx = (median(rps, one, count) >= median(rps, auto, count)) ? one : auto
     for (i = 1; i <= count; i++) {
       ratio["front", i] = rps["fast: redwarden front", i] / rps[nginx, i]
-      list = list sprintf(" %.2f", ratio["front", i])
+      list = list sprintf("%s%.2f", (i > 1) ? " " : "", ratio["front", i])
     }
-    printf "%.4f%s\n", median(ratio, "front", count), list }' "$results")
+    printf "%.4f|%s|%s\n", median(ratio, "front", count), nginx, list }' "$results")
 
 echo
-awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v round_ratios="$round_ratios" '
+awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v fast="$fast_nginx" -v round_ratios="$round_ratios" '
   $2 == 1 && $1 == "node-red direct http" { direct_p99 = $5 }
   $2 == 1 && $1 == "redwarden front" { front_p99 = $5 }
   $2 == 1 && $1 == "fast: direct http" { fast_direct_p99 = $5 }
@@ -347,7 +347,6 @@ awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v round_ratios="$round_r
   END {
     nr = better("nginx 1 worker(s)", "nginx auto worker(s)")
     printf "through Node-RED at 32 connections, Node-RED sets the pace: front / %s req/s %.2f\n", nr, rps["redwarden front"] / rps[nr]
-    fast = better("fast: nginx 1 worker(s)", "fast: nginx auto worker(s)")
     printf "CPU per request, front / nginx (1 worker): %.2f through Node-RED, %.2f in front of the fast upstream\n", \
       cpu["redwarden front"] / cpu["nginx 1 worker(s)"], cpu["fast: redwarden front"] / cpu["fast: nginx 1 worker(s)"]
     printf "target req/s >= the better nginx, in front of the fast upstream: %.2fx, the median of the rounds (%s; medians %.2fx against %s), %s\n", \
