@@ -320,32 +320,37 @@ else
   echo "instructions per request: not counted, valgrind is not installed (apt-get install valgrind)"
 fi
 
-# Each round's front door against the same round's nginx in its better set-up, and their median,
-# which the verdict takes: the two run seconds apart, so their ratio moves less between rounds
-# than either one's requests/s does (by up to 20% here). The better set-up is the one with the
-# higher median over the rounds. Taking the better of the two in each round instead takes the
-# luckier of two draws: over 27 earlier rounds that lowered the median ratio from 1.03 to 1.01.
-IFS='|' read -r ratio_median fast_nginx round_ratios < <(awk -F'|' "$awk_median"'
+# better_nginx PREFIX: of nginx's two set-ups ("PREFIXnginx 1 worker(s)", "PREFIXnginx auto
+# worker(s)"), the one with the higher median requests/s at 32 connections over the rounds: what
+# the front door is judged against. Not the better of the two in each round, which would take
+# the luckier of two draws: over 27 earlier rounds that lowered the median ratio from 1.03 to 1.01.
+better_nginx() {
+  awk -F'|' -v one="$1nginx 1 worker(s)" -v auto="$1nginx auto worker(s)" '
+    $2 == 32 && $1 == one { o = $3 } $2 == 32 && $1 == auto { a = $3 }
+    END { print (o >= a) ? one : auto }' "$medians"
+}
+nr_nginx=$(better_nginx "")
+fast_nginx=$(better_nginx "fast: ")
+# Each round's front door against the same round's better nginx set-up, and their median, which
+# the verdict takes: the two run seconds apart, so their ratio moves less between rounds than
+# either one's requests/s does (by up to 20% here).
+read -r ratio_median round_ratios < <(awk -F'|' -v nginx="$fast_nginx" "$awk_median"'
   $2 == 32 && $1 ~ /^fast: / { n[$1]++; rps[$1, n[$1]] = $3 }
   END { count = n["fast: redwarden front"]
-    one = "fast: nginx 1 worker(s)"; auto = "fast: nginx auto worker(s)"
-    nginx = (median(rps, one, count) >= median(rps, auto, count)) ? one : auto
     for (i = 1; i <= count; i++) {
       ratio["front", i] = rps["fast: redwarden front", i] / rps[nginx, i]
-      list = list sprintf("%s%.2f", (i > 1) ? " " : "", ratio["front", i])
+      list = list sprintf(" %.2f", ratio["front", i])
     }
-    printf "%.4f|%s|%s\n", median(ratio, "front", count), nginx, list }' "$results")
+    printf "%.4f%s\n", median(ratio, "front", count), list }' "$results")
 
 echo
-awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v fast="$fast_nginx" -v round_ratios="$round_ratios" '
+awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v nr="$nr_nginx" -v fast="$fast_nginx" -v round_ratios="$round_ratios" '
   $2 == 1 && $1 == "node-red direct http" { direct_p99 = $5 }
   $2 == 1 && $1 == "redwarden front" { front_p99 = $5 }
   $2 == 1 && $1 == "fast: direct http" { fast_direct_p99 = $5 }
   $2 == 1 && $1 == "fast: redwarden front" { fast_front_p99 = $5 }
   $2 == 32 { rps[$1] = $3; cpu[$1] = $6 }
-  function better(a, b) { return (rps[a] > rps[b]) ? a : b }
   END {
-    nr = better("nginx 1 worker(s)", "nginx auto worker(s)")
     printf "through Node-RED at 32 connections, Node-RED sets the pace: front / %s req/s %.2f\n", nr, rps["redwarden front"] / rps[nr]
     printf "CPU per request, front / nginx (1 worker): %.2f through Node-RED, %.2f in front of the fast upstream\n", \
       cpu["redwarden front"] / cpu["nginx 1 worker(s)"], cpu["fast: redwarden front"] / cpu["fast: nginx 1 worker(s)"]
