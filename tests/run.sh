@@ -210,9 +210,9 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
 elif [ -z "${REDWARDEN_TEST_NODERED:-}" ]; then
   skip "the front door benchmark: no Node-RED from npm (see above)"
 else
-  # Five rounds: here the front door and nginx are close to parity in front of the fast upstream
-  # (27 rounds at 4ea8a56 and after: each round's ratio 0.88 to 1.30, median 1.03), and the
-  # verdict is the rounds' median, steadier over five than over three.
+  # Five rounds, each with three runs in front of the fast upstream at 32 connections: there the
+  # front door leads nginx by a few percent (45 ratios at 4ea8a56 and after: 0.88 to 1.30, median
+  # 1.04), and the verdict, the median of the 15 ratios, needs that many to stay above the noise.
   BENCH_ROUNDS=5 ./benches/front.sh 5
 fi
 
