@@ -7,10 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n== %s\n' "$*"; }
+started=$(date +%s)
+# Each section says when it began, so that a slow CI run shows which section took the time.
+say() { printf '\n== %s (at %d s)\n' "$*" $(( $(date +%s) - started )); }
 skip() { printf 'SKIP %s\n' "$*"; }
 is_root() { [ "$(id -u)" = 0 ]; }
-started=$(date +%s)
 
 # Debian packages: cross linkers and C libraries for aarch64/armv7, qemu-user to run the ARM
 # test binaries, pwck/grpck (passwd) that the privileged tier uses to judge account files,
@@ -216,4 +217,4 @@ else
   BENCH_ROUNDS=5 ./benches/front.sh 5
 fi
 
-say "done in $(( $(date +%s) - started )) s"
+say "done"
