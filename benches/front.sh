@@ -226,12 +226,12 @@ measure_target() {
     fast-nginx-*) measure_nginx "${1#fast-nginx-}" "$fast_port" "fast: nginx ${1#fast-nginx-} worker(s)" "$2" ;;
   esac
 }
-# in_turn CONNECTIONS TARGET...: each target once, starting at the place the global `turn` (1,
-# 2, ...) gives, which moves on by one each time the caller measures the same list again, so
-# that no target is always the first after a change of load.
+# in_turn TURN CONNECTIONS TARGET...: each target once, starting TURN - 1 places along the list;
+# callers count TURN up by one each time they measure the same list again, so that no target is
+# always the first after a change of load.
 in_turn() {
-  local conns=$1 i
-  shift
+  local turn=$1 conns=$2 i
+  shift 2
   local targets=("$@")
   for i in $(seq 0 $(( ${#targets[@]} - 1 ))); do
     measure_target "${targets[(i + turn - 1) % ${#targets[@]}]}" "$conns"
@@ -249,19 +249,17 @@ fast_runs=3
 results=$work/results.txt
 : >"$results"
 for round in $(seq "$rounds"); do
-  turn=$round
   for conns in 1 32; do
-    in_turn "$conns" direct front nginx-1 nginx-auto
+    in_turn "$round" "$conns" direct front nginx-1 nginx-auto
   done
   # Node-RED is stopped while the fast upstream is measured: seconds after a load, V8 collects
   # garbage on both cores, and in a 5 s run where Node-RED took 80-150 ms of CPU, the front
   # door's p99 at one connection was 0.76-0.85 ms against 0.18-0.23 ms in runs where it took none.
   kill -STOP "$nodered_pid"
   # The latency a proxy adds, at one connection, where no Node-RED pause hides it.
-  in_turn 1 fast-direct fast-front fast-nginx-1
+  in_turn "$round" 1 fast-direct fast-front fast-nginx-1
   for run in $(seq "$fast_runs"); do
-    turn=$(( (round - 1) * fast_runs + run ))
-    in_turn 32 fast-front fast-nginx-1 fast-nginx-auto
+    in_turn $(( (round - 1) * fast_runs + run )) 32 fast-front fast-nginx-1 fast-nginx-auto
   done
   kill -CONT "$nodered_pid"
 done
@@ -344,17 +342,17 @@ fast_nginx=$(better_nginx "fast: ")
 # Each front door run against the better nginx set-up's run in the same turn, and their median,
 # which the verdict takes: the two run seconds apart, so their ratio moves less between turns than
 # either one's requests/s does (by up to 20% here).
-read -r ratio_median run_ratios < <(awk -F'|' -v nginx="$fast_nginx" "$awk_median"'
+read -r ratio_median runs run_ratios < <(awk -F'|' -v nginx="$fast_nginx" "$awk_median"'
   $2 == 32 && $1 ~ /^fast: / { n[$1]++; rps[$1, n[$1]] = $3 }
   END { count = n["fast: redwarden front"]
     for (i = 1; i <= count; i++) {
       ratio["front", i] = rps["fast: redwarden front", i] / rps[nginx, i]
       list = list sprintf(" %.2f", ratio["front", i])
     }
-    printf "%.4f%s\n", median(ratio, "front", count), list }' "$results")
+    printf "%.4f %d%s\n", median(ratio, "front", count), count, list }' "$results")
 
 echo
-awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v nr="$nr_nginx" -v fast="$fast_nginx" -v run_ratios="$run_ratios" -v runs=$(( rounds * fast_runs )) '
+awk -F'|' -v rss="$front_rss" -v ratio="$ratio_median" -v nr="$nr_nginx" -v fast="$fast_nginx" -v run_ratios="$run_ratios" -v runs="$runs" '
   $2 == 1 && $1 == "node-red direct http" { direct_p99 = $5 }
   $2 == 1 && $1 == "redwarden front" { front_p99 = $5 }
   $2 == 1 && $1 == "fast: direct http" { fast_direct_p99 = $5 }
