@@ -136,6 +136,12 @@ pub enum AdoptChange {
         unit: String,
         from: PathBuf,
     },
+    /// On probation, but the old unit still enabled: an apply was cut off between recording
+    /// the probation and switching the boot links. Finish the switch.
+    FinishSwitch {
+        unit: String,
+        port: u16,
+    },
 }
 
 impl std::fmt::Display for AdoptChange {
@@ -161,6 +167,10 @@ impl std::fmt::Display for AdoptChange {
                 f,
                 "switch back to {unit} and {} (the adopted copy stays)",
                 from.display()
+            ),
+            Self::FinishSwitch { unit, .. } => write!(
+                f,
+                "finish the adoption's switch from {unit} to {UNIT_NAME}, which an earlier apply did not complete"
             ),
         }
     }
@@ -286,6 +296,12 @@ pub fn plan(observed: &Observed) -> Plan {
             plan.actions
                 .push(Action::Adopt(AdoptChange::Revert { unit, from }));
         } else {
+            if legacy.unit_enabled {
+                plan.actions.push(Action::Adopt(AdoptChange::FinishSwitch {
+                    unit: unit.clone(),
+                    port: observed.port,
+                }));
+            }
             plan.findings.push(Finding::new("adopt.probation", Severity::Info, format!("Node-RED was moved from {unit} to {UNIT_NAME} and has not answered on port {} yet; the next apply confirms or reverts it", observed.port), false).at(STATE_FILE));
         }
         return plan;
@@ -483,6 +499,7 @@ pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
             let reason = format!("{UNIT_NAME} failed on probation; see journalctl -u {UNIT_NAME}");
             write_state(root, &state(Phase::Failed(reason), unit, from))
         }
+        AdoptChange::FinishSwitch { unit, port } => switch_to_new(root, unit, *port),
         AdoptChange::Undo { unit, from } => {
             // Enable the old before disabling the new: a crash in between leaves both enabled,
             // and Conflicts= lets only one run.
@@ -539,8 +556,9 @@ fn adopt(
     }
     std::fs::rename(&staging, &target)
         .map_err(|e| adopt_error(&target, "move the copy into", e))?;
-    // The safety net goes in before anything switches; the new boot link before the old one
-    // goes away (a crash in between leaves both enabled, and Conflicts= lets one run).
+    // The safety net goes in before anything switches, and the probation is recorded before
+    // the boot links change: an apply cut off after that is finished by the next one
+    // (FinishSwitch), where a record written last could miss a switch already made.
     let probation = root.resolve_parent(&install_path(PROBATION))?;
     if let Some(parent) = probation.parent().filter(|p| !p.exists()) {
         fs::create_dir(parent, 0o755, 0, 0)?;
@@ -554,8 +572,6 @@ fn adopt(
         redwarden_bin.display()
     );
     fs::write_file(&probation, text.as_bytes(), 0o644, 0, 0)?;
-    set_enabled(root, UNIT_NAME, true)?;
-    set_enabled(root, unit, false)?;
     write_state(
         root,
         &State {
@@ -568,6 +584,15 @@ fn adopt(
             }),
         },
     )?;
+    switch_to_new(root, unit, port)
+}
+
+/// Boots redwarden.service instead of `unit`, and on a live system starts it and waits for its
+/// verdict. The new boot link goes in before the old one goes away: a crash in between leaves
+/// both enabled, and Conflicts= lets one run.
+fn switch_to_new(root: &Root, unit: &str, port: u16) -> Result<(), crate::Error> {
+    set_enabled(root, UNIT_NAME, true)?;
+    set_enabled(root, unit, false)?;
     if systemd::is_booted(root) {
         systemd::systemctl(&["daemon-reload"])?;
         // A failure left from an earlier attempt must not count as this one's verdict.
@@ -778,6 +803,11 @@ mod tests {
         let mut obs = observed(
             Target::AdoptedFrom("/home/pi/.node-red".into()),
             Some(probation),
+        );
+        assert_eq!(ids(&plan(&obs)), ["adopt.probation"]);
+        assert!(
+            matches!(&plan(&obs).actions[..], [Action::Adopt(AdoptChange::FinishSwitch { unit, .. })] if unit == "nodered.service"),
+            "recorded, but the old unit still boots: an apply was cut off before the switch"
         );
         obs.legacy.as_mut().unwrap().unit_enabled = false;
         assert_eq!(ids(&plan(&obs)), ["adopt.probation"]);
