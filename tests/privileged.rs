@@ -735,7 +735,8 @@ fn a_killed_adoption_always_leaves_one_node_red_to_boot() {
     );
 
     // The narrowest window, which the timed kills above reach only now and then (CI saw it
-    // once at run 18 of 20): the probation recorded, the boot links not yet switched.
+    // once at run 18 of 20): the probation recorded, the boot links not yet switched. Without
+    // the drop-in too, as a revert cut off before it recorded the failure leaves it.
     let dir = adopting_image();
     let root = dir.path();
     let old_link = root.join(WANTS).join("nodered.service");
@@ -743,6 +744,8 @@ fn a_killed_adoption_always_leaves_one_node_red_to_boot() {
     apply(root).wait().unwrap();
     std::os::unix::fs::symlink(&old_target, &old_link).unwrap();
     std::fs::remove_file(root.join(WANTS).join("redwarden.service")).unwrap();
+    let probation = root.join("etc/systemd/system/redwarden.service.d/60-adoption-probation.conf");
+    std::fs::remove_file(&probation).unwrap();
     let check = apply_and_check(root);
     assert_eq!(
         ids(&check),
@@ -750,8 +753,10 @@ fn a_killed_adoption_always_leaves_one_node_red_to_boot() {
         "cut before the switch"
     );
     assert!(
-        enabled(root, "redwarden.service") && !enabled(root, "nodered.service"),
-        "the next apply finishes the switch"
+        enabled(root, "redwarden.service")
+            && !enabled(root, "nodered.service")
+            && probation.exists(),
+        "the next apply finishes the switch, under the probation's safety net"
     );
 }
 

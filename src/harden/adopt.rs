@@ -137,10 +137,12 @@ pub enum AdoptChange {
         from: PathBuf,
     },
     /// On probation, but the old unit still enabled: an apply was cut off between recording
-    /// the probation and switching the boot links. Finish the switch.
+    /// the probation and switching the boot links (or one reverting it, before it recorded the
+    /// failure). Finish the switch, under the probation's safety net.
     FinishSwitch {
         unit: String,
         port: u16,
+        redwarden_bin: PathBuf,
     },
 }
 
@@ -300,6 +302,7 @@ pub fn plan(observed: &Observed) -> Plan {
                 plan.actions.push(Action::Adopt(AdoptChange::FinishSwitch {
                     unit: unit.clone(),
                     port: observed.port,
+                    redwarden_bin: observed.redwarden_bin.clone(),
                 }));
             }
             plan.findings.push(Finding::new("adopt.probation", Severity::Info, format!("Node-RED was moved from {unit} to {UNIT_NAME} and has not answered on port {} yet; the next apply confirms or reverts it", observed.port), false).at(STATE_FILE));
@@ -499,7 +502,14 @@ pub fn apply(root: &Root, change: &AdoptChange) -> Result<(), crate::Error> {
             let reason = format!("{UNIT_NAME} failed on probation; see journalctl -u {UNIT_NAME}");
             write_state(root, &state(Phase::Failed(reason), unit, from))
         }
-        AdoptChange::FinishSwitch { unit, port } => switch_to_new(root, unit, *port),
+        AdoptChange::FinishSwitch {
+            unit,
+            port,
+            redwarden_bin,
+        } => {
+            install_probation(root, unit, redwarden_bin)?;
+            switch_to_new(root, unit, *port)
+        }
         AdoptChange::Undo { unit, from } => {
             // Enable the old before disabling the new: a crash in between leaves both enabled,
             // and Conflicts= lets only one run.
@@ -559,19 +569,7 @@ fn adopt(
     // The safety net goes in before anything switches, and the probation is recorded before
     // the boot links change: an apply cut off after that is finished by the next one
     // (FinishSwitch), where a record written last could miss a switch already made.
-    let probation = root.resolve_parent(&install_path(PROBATION))?;
-    if let Some(parent) = probation.parent().filter(|p| !p.exists()) {
-        fs::create_dir(parent, 0o755, 0, 0)?;
-    }
-    // adopt-sync runs as root (+) once the old unit has stopped (redwarden.service is ordered
-    // after it), before the adopted Node-RED starts; if it fails, so does the start, and
-    // OnFailure= hands Node-RED back.
-    let text = format!(
-        "# redwarden: adoption on probation; the next apply removes it once Node-RED serves.\n\
-         [Unit]\nOnFailure={unit}\n\n[Service]\nRestart=no\nExecStartPre=+{} adopt-sync\n",
-        redwarden_bin.display()
-    );
-    fs::write_file(&probation, text.as_bytes(), 0o644, 0, 0)?;
+    install_probation(root, unit, redwarden_bin)?;
     write_state(
         root,
         &State {
@@ -585,6 +583,24 @@ fn adopt(
         },
     )?;
     switch_to_new(root, unit, port)
+}
+
+/// The probation drop-in: no restarts, and `unit` takes over if redwarden.service fails.
+fn install_probation(root: &Root, unit: &str, redwarden_bin: &Path) -> Result<(), crate::Error> {
+    let probation = root.resolve_parent(&install_path(PROBATION))?;
+    if let Some(parent) = probation.parent().filter(|p| !p.exists()) {
+        fs::create_dir(parent, 0o755, 0, 0)?;
+    }
+    // adopt-sync runs as root (+) once the old unit has stopped (redwarden.service is ordered
+    // after it), before the adopted Node-RED starts; if it fails, so does the start, and
+    // OnFailure= hands Node-RED back.
+    let text = format!(
+        "# redwarden: adoption on probation; the next apply removes it once Node-RED serves.\n\
+         [Unit]\nOnFailure={unit}\n\n[Service]\nRestart=no\nExecStartPre=+{} adopt-sync\n",
+        redwarden_bin.display()
+    );
+    fs::write_file(&probation, text.as_bytes(), 0o644, 0, 0)?;
+    Ok(())
 }
 
 /// Boots redwarden.service instead of `unit`, and on a live system starts it and waits for its
