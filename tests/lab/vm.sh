@@ -239,41 +239,112 @@ boot_ct() {
     if [[ ! -e "$LAB_RUN/root.img" ]]; then
         mkdir -p "$LAB_ROOT/etc/systemd/network"
         printf '[Match]\nName=en* eth*\n\n[Network]\nAddress=%s/24\n' "$LAB_CT_IP" >"$LAB_ROOT/etc/systemd/network/10-lab.network"
+        install_boot_report
         make_root_disk
     fi
     mkdir -p "$LAB_RUN/logs"
     ip tuntap add dev "$tap" mode tap
     ip addr add "$LAB_HOST_IP/24" dev "$tap"
     ip link set "$tap" up
-    # cache=unsafe: the guest's flushes are not forced to the host's disk. A reboot (qemu
-    # exits) still finds every write in the host's page cache; only the host crashing would not.
-    local -a machine
-    read -r -a machine <<<"$(vm_machine "$LAB_ARCH" qemu)"
-    setsid "${machine[@]}" -smp 2 -m 2048 \
-        -display none -monitor none -serial "file:$LAB_RUN/logs/console.log" -no-reboot \
-        -kernel "$LAB_VM_DIR/vmlinuz" -initrd "$LAB_VM_DIR/initramfs.img" \
-        -append "console=ttyAMA0 rw" \
-        -drive "file=$LAB_RUN/root.img,format=raw,if=none,id=root,cache=unsafe" \
-        -device virtio-blk-pci,drive=root \
-        -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
-        -device virtio-net-pci,netdev=n0,romfile= \
-        </dev/null >>"$LAB_RUN/logs/qemu.log" 2>&1 &
-    LAB_BOOT_PID=$!
-    lab_state_save
-    log "qemu pid $LAB_BOOT_PID, $tap $LAB_HOST_IP <-> $LAB_CT_IP"
-    wait_ct
+    start_qemu
+    # A boot in which sshd never comes up is the emulator's or the guest's, not redwarden's
+    # (nothing of redwarden's orders itself before ssh.service): one more boot of the same disk,
+    # after saying what the stuck one showed. A second such boot fails the run.
+    if ! wait_ct; then
+        report_stuck_boot
+        kill_qemu
+        log "booting the same disk again (once)"
+        start_qemu
+        wait_ct || { report_stuck_boot; die "VM systemd not up, twice: sshd never answered"; }
+    fi
     root_mount
     wait_nodered "$(lab_slow "${LAB_NR_TIMEOUT:-90}")"
     log "boot total: $(elapsed "$t0")"
 }
 
+# start_qemu: the VM on the run's disk and tap, in the background ($LAB_BOOT_PID).
+start_qemu() {
+    # cache=unsafe: the guest's flushes are not forced to the host's disk. A reboot (qemu
+    # exits) still finds every write in the host's page cache; only the host crashing would not.
+    local -a machine
+    read -r -a machine <<<"$(vm_machine "$LAB_ARCH" qemu)"
+    rm -f "$LAB_RUN/qmp.sock"
+    setsid "${machine[@]}" -smp 2 -m 2048 \
+        -display none -monitor none -serial "file:$LAB_RUN/logs/console.log" -no-reboot \
+        -qmp "unix:$LAB_RUN/qmp.sock,server=on,wait=off" \
+        -kernel "$LAB_VM_DIR/vmlinuz" -initrd "$LAB_VM_DIR/initramfs.img" \
+        -append "console=ttyAMA0 rw" \
+        -drive "file=$LAB_RUN/root.img,format=raw,if=none,id=root,cache=unsafe" \
+        -device virtio-blk-pci,drive=root \
+        -netdev "tap,id=n0,ifname=vt-$LAB_NAME,script=no,downscript=no" \
+        -device virtio-net-pci,netdev=n0,romfile= \
+        </dev/null >>"$LAB_RUN/logs/qemu.log" 2>&1 &
+    LAB_BOOT_PID=$!
+    lab_state_save
+    log "qemu pid $LAB_BOOT_PID, vt-$LAB_NAME $LAB_HOST_IP <-> $LAB_CT_IP"
+}
+
+# kill_qemu: the VM gone at once, as by a power cut, and the ssh master with it.
+kill_qemu() {
+    kill -KILL "$LAB_BOOT_PID" 2>/dev/null || true
+    while pid_alive "$LAB_BOOT_PID"; do sleep 0.2; done
+    vm_ssh -O exit "root@$LAB_CT_IP" >/dev/null 2>&1 || true
+}
+
+# report_stuck_boot: whether qemu runs the guest or has paused it (a disk error pauses it),
+# from its QMP socket, and the end of the console, where lab-boot-report writes.
+report_stuck_boot() {
+    log "VM boot stuck before sshd answered; what qemu and the console show:"
+    python3 - "$LAB_RUN/qmp.sock" <<'EOF' >&2 || log "qemu's QMP socket did not answer"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()
+def ask(command):
+    f.write(json.dumps({"execute": command}) + "\n")
+    f.flush()
+    while True:
+        reply = json.loads(f.readline())
+        if "return" in reply or "error" in reply:
+            return reply.get("return", reply.get("error"))
+ask("qmp_capabilities")
+print("[lab] qemu status:", ask("query-status"))
+for disk in ask("query-block"):
+    if "io-status" in disk:
+        print("[lab] qemu disk %s: io-status %s" % (disk["device"], disk["io-status"]))
+EOF
+    tail -n 80 "$LAB_RUN/logs/console.log" >&2
+}
+
+# install_boot_report: a unit in the run's root that, while the boot has not finished after
+# 90 s, writes the pending jobs, their units' state and the kernel's blocked tasks to the
+# console each minute. A boot stuck before sshd says so in console.log, the one place the lab
+# can read without sshd.
+install_boot_report() {
+    local dir=$LAB_ROOT/etc/systemd/system
+    mkdir -p "$dir/sysinit.target.wants"
+    cat >"$dir/lab-boot-report.service" <<'EOF'
+[Unit]
+Description=Lab: report a stuck boot on the console
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sh -c 'sleep 90; while [ "$(systemctl is-system-running)" = starting ]; do { echo "lab boot report at $(cut -d" " -f1 /proc/uptime) s:"; systemctl list-jobs --no-pager; systemctl status --no-pager --lines=5 $(systemctl list-jobs --no-legend | cut -d" " -f2); } >/dev/console 2>&1; echo w >/proc/sysrq-trigger; sleep 60; done'
+EOF
+    ln -sf ../lab-boot-report.service "$dir/sysinit.target.wants/lab-boot-report.service"
+}
+
+# wait_ct: until the VM's systemd reports running (or degraded). Fails when sshd has not
+# answered in LAB_BOOT_TIMEOUT (boot_ct boots again); dies when qemu exits.
 wait_ct() {
     local t0 st deadline
     t0=$(now)
-    deadline=$((SECONDS + ${LAB_BOOT_TIMEOUT:-600}))
+    deadline=$((SECONDS + ${LAB_BOOT_TIMEOUT:-300}))
     until st=$(in_ct systemctl is-system-running --wait 2>/dev/null) || [[ "$st" == degraded ]]; do
         pid_alive "$LAB_BOOT_PID" || { tail -n 30 "$LAB_RUN/logs/console.log" >&2; die "qemu exited during boot"; }
-        ((SECONDS < deadline)) || { tail -n 40 "$LAB_RUN/logs/console.log" >&2; die "VM systemd not up after ${LAB_BOOT_TIMEOUT:-600}s: '$st'"; }
+        ((SECONDS < deadline)) || { log "VM systemd not up after ${LAB_BOOT_TIMEOUT:-300}s: '$st'"; return 1; }
         sleep 2
     done
     log_system_state "$st" "$t0"
