@@ -186,7 +186,7 @@ say "lab: real systemd and Node-RED, in nspawn containers (amd64, and arm64 unde
 if is_root; then
   # The cells of tests/lab/run.sh's CI_MATRIX, at once: every scenario on amd64 under both Node
   # flavours and on a real ARM kernel, and the qemu-user arm64 lab's install and reboot.
-  ./tests/lab/run.sh --matrix ci --jobs 5
+  ./tests/lab/run.sh --matrix ci
   # The armhf VM (32-bit ARM kernel, ARMv6 package) takes as long as the arm64 one: the weekly
   # job (.ci/weekly) asks for it. The npm registry has no Node 22 for ARMv7: Debian's Node 18.
   if [ "${REDWARDEN_LAB_ARMHF:-0}" = 1 ]; then

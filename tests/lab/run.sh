@@ -5,7 +5,7 @@
 #   tests/lab/run.sh [--arch amd64|arm64|armhf|amd64,arm64] [--flavour deb18|node22|deb18,node22]
 #                    [--vm] [--jobs N] [--keep] [--rebuild] [--build-only] [--serve | --shell]
 #                    [SCENARIO...]
-#   tests/lab/run.sh --matrix ci [--jobs N]
+#   tests/lab/run.sh --matrix ci [--jobs N]    (default: every cell at once)
 #
 # SCENARIO: a file name in tests/lab/scenarios/ without .sh, or a prefix of it
 # ("01", "02-apply"), or the path of a script to run as one (benches/supervisors.sh).
@@ -39,7 +39,7 @@ usage() {
 
 archs=amd64
 flavours=node22
-keep=0 rebuild=0 build_only=0 mode=test jobs=1 matrix=''
+keep=0 rebuild=0 build_only=0 mode=test jobs='' matrix=''
 scenario_args=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -68,7 +68,7 @@ IFS=, read -r -a ARCHS <<<"$archs"
 IFS=, read -r -a FLAVOURS <<<"$flavours"
 for a in "${ARCHS[@]}"; do [[ "$a" == amd64 || "$a" == arm64 || "$a" == armhf ]] || die "--arch: amd64, arm64 or armhf, not $a"; done
 for f in "${FLAVOURS[@]}"; do [[ "$f" == deb18 || "$f" == node22 ]] || die "--flavour: deb18 or node22, not $f"; done
-[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: a number from 1, not $jobs"
+[[ -z "$jobs" || "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: a number from 1, not $jobs"
 if [[ -n "$matrix" ]]; then
     [[ "$matrix" == ci ]] || die "--matrix: ci is the one matrix, not $matrix"
     if [[ "$mode" != test || ${#scenario_args[@]} -gt 0 ]] || lab_vm; then
@@ -537,8 +537,8 @@ prune_runs() {
 # qemu-user on both flavours took over half of CI's hour, and its firewall and privilege
 # verdicts mean little there.
 # The VM's scenarios are split between two VMs, each installing the package (02) for itself:
-# one VM took 26-34 min alone, most of CI's hour, and left a third to two thirds of the two
-# cores idle (35-87% busy).
+# one VM took 26-36 min (ci28-ci36), most of CI's hour. Two at once share the two cores more
+# than they fill idle ones: the lab took 1852 s in ci37, against 2141 s for one VM in ci36.
 CI_MATRIX=(
     "arm64/node22 vm 02 07 08 09 10 11 12"
     "arm64/node22 vm 00 01 02 03 04 05 06 13 14 15 16"
@@ -547,7 +547,7 @@ CI_MATRIX=(
     "amd64/node22"
 )
 
-# lab_parallel: each cell in a lab run of its own, up to $jobs at once: those of CI_MATRIX with
+# lab_parallel: each cell in a lab run of its own, up to $jobs at once (all when unset): those of CI_MATRIX with
 # --matrix, else every arch/flavour with the selected scenarios, arm64 first. A native lab
 # mostly waits (Node-RED starting, watchdogs, backoff), so its cells overlap almost for free
 # with the emulated ones, which keep the cores busy. Each cell's output is printed whole once
@@ -563,6 +563,7 @@ lab_parallel() {
             for f in "${FLAVOURS[@]}"; do specs+=("$a/$f ${scenario_args[*]}"); done
         done
     fi
+    : "${jobs:=${#specs[@]}}"
     # Images first, one at a time: the cells of one arch share its base image. And each arch's
     # package once: cells building the same one at the same time would overwrite it.
     for a in "${ARCHS[@]}"; do for f in "${FLAVOURS[@]}"; do ensure_machine "$a" "$f"; done; done
@@ -627,7 +628,7 @@ main() {
     select_scenarios
     log "lab: arch ${ARCHS[*]}, flavour ${FLAVOURS[*]}, mode $mode, scenarios: $(for f in "${SCENARIOS[@]}"; do basename "$f" .sh; done | tr '\n' ' ')"
     local a f
-    if [[ -n "$matrix" ]] || { ((jobs > 1 && ${#ARCHS[@]} * ${#FLAVOURS[@]} > 1)) && [[ "$mode" == test ]]; }; then
+    if [[ -n "$matrix" ]] || { ((${jobs:-1} > 1 && ${#ARCHS[@]} * ${#FLAVOURS[@]} > 1)) && [[ "$mode" == test ]]; }; then
         lab_parallel
     else
         for a in "${ARCHS[@]}"; do
