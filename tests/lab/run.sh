@@ -578,7 +578,9 @@ lab_parallel() {
     out=$(mktemp -d "$CACHE/logs/parallel-XXXXXX")
     local -a pids=() pass_on=()
     ((keep)) && pass_on+=(--keep)
-    trap 'log "interrupted: stopping the cells"; kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+    # Each pid is the subshell that waits for its cell's run.sh, which a TERM to the subshell
+    # alone would leave running: the cells themselves are told.
+    trap 'log "interrupted: stopping the cells"; pkill -TERM -P "$(IFS=,; echo "${pids[*]}")"; wait; exit 130' INT TERM
     for i in "${!specs[@]}"; do
         while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
         local -a words=() options=()
