@@ -246,15 +246,16 @@ boot_ct() {
     ip tuntap add dev "$tap" mode tap
     ip addr add "$LAB_HOST_IP/24" dev "$tap"
     ip link set "$tap" up
-    start_qemu
+    start_qemu "$tap"
     # A boot in which sshd never comes up is the emulator's or the guest's, not redwarden's
-    # (nothing of redwarden's orders itself before ssh.service): one more boot of the same disk,
-    # after saying what the stuck one showed. A second such boot fails the run.
+    # (redwarden-apply.service comes before multi-user.target, redwarden.service and
+    # nodered.service only, not before ssh.service): one more boot of the same disk, after
+    # saying what the stuck one showed. A second such boot fails the run.
     if ! wait_ct; then
         report_stuck_boot
         kill_qemu
         log "booting the same disk again (once)"
-        start_qemu
+        start_qemu "$tap"
         wait_ct || { report_stuck_boot; die "VM systemd not up, twice: sshd never answered"; }
     fi
     root_mount
@@ -262,8 +263,9 @@ boot_ct() {
     log "boot total: $(elapsed "$t0")"
 }
 
-# start_qemu: the VM on the run's disk and tap, in the background ($LAB_BOOT_PID).
+# start_qemu TAP: the VM on the run's disk and on TAP, in the background ($LAB_BOOT_PID).
 start_qemu() {
+    local tap=$1
     # cache=unsafe: the guest's flushes are not forced to the host's disk. A reboot (qemu
     # exits) still finds every write in the host's page cache; only the host crashing would not.
     local -a machine
@@ -276,12 +278,12 @@ start_qemu() {
         -append "console=ttyAMA0 rw" \
         -drive "file=$LAB_RUN/root.img,format=raw,if=none,id=root,cache=unsafe" \
         -device virtio-blk-pci,drive=root \
-        -netdev "tap,id=n0,ifname=vt-$LAB_NAME,script=no,downscript=no" \
+        -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
         -device virtio-net-pci,netdev=n0,romfile= \
         </dev/null >>"$LAB_RUN/logs/qemu.log" 2>&1 &
     LAB_BOOT_PID=$!
     lab_state_save
-    log "qemu pid $LAB_BOOT_PID, vt-$LAB_NAME $LAB_HOST_IP <-> $LAB_CT_IP"
+    log "qemu pid $LAB_BOOT_PID, $tap $LAB_HOST_IP <-> $LAB_CT_IP"
 }
 
 # kill_qemu: the VM gone at once (if it is not already), as by a power cut, and the ssh master
@@ -339,14 +341,19 @@ EOF
 }
 
 # wait_ct: until the VM's systemd reports running (or degraded). Fails when sshd has not
-# answered in LAB_BOOT_TIMEOUT (boot_ct boots again); dies when qemu exits.
+# answered in LAB_BOOT_TIMEOUT (boot_ct boots again); dies when the VM answered with another
+# state (its boot ended badly: no second boot hides that) or when qemu exits.
 wait_ct() {
-    local t0 st deadline
+    local t0 st timeout=${LAB_BOOT_TIMEOUT:-300} deadline
     t0=$(now)
-    deadline=$((SECONDS + ${LAB_BOOT_TIMEOUT:-300}))
+    deadline=$((SECONDS + timeout))
     until st=$(in_ct systemctl is-system-running --wait 2>/dev/null) || [[ "$st" == degraded ]]; do
         pid_alive "$LAB_BOOT_PID" || { tail -n 30 "$LAB_RUN/logs/console.log" >&2; die "qemu exited during boot"; }
-        ((SECONDS < deadline)) || { log "VM systemd not up after ${LAB_BOOT_TIMEOUT:-300}s: '$st'"; return 1; }
+        if ((SECONDS >= deadline)); then
+            [[ -n "$st" ]] || { log "VM's sshd did not answer in ${timeout}s"; return 1; }
+            tail -n 40 "$LAB_RUN/logs/console.log" >&2
+            die "VM systemd not up after ${timeout}s: '$st'"
+        fi
         sleep 2
     done
     log_system_state "$st" "$t0"
